@@ -1,0 +1,186 @@
+"""The Keras model: a stacked LSTM over piano-roll frames with a note head, its loss, and sampling.
+
+Pure: builds layers, computes losses and samples. Reads no files, prints
+nothing, knows no globals. Rolls are `(batch, frames, keys)` float 0/1.
+
+    model = MusicLSTM(num_keys=88, units=256, layers=2, head="nade")
+    logits = model(rolls)      # (batch, frames - 1, keys): frame t+1 given frames ..t
+    nats = frame_nll(rolls[:, 1:], logits)   # (batch, frames - 1)
+
+Heads:
+- "sigmoid": every key an independent Bernoulli given the LSTM state.
+- "nade": RNN-NADE (Boulanger-Lewandowski et al. 2012): keys drawn lowest first,
+  each conditioned on the LSTM state and on the keys already drawn in its frame.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+serializable = keras.saving.register_keras_serializable(package="classically_deep")
+
+
+@serializable
+def frame_nll(targets, logits):
+    """(batch, frames, keys) 0/1 targets and logits → (batch, frames) NLL in nats, summed over keys."""
+    targets = ops.cast(targets, logits.dtype)
+    return ops.sum(ops.binary_crossentropy(targets, logits, from_logits=True), axis=-1)
+
+
+@serializable
+class SigmoidHead(keras.layers.Layer):
+    """Independent Bernoulli per key: logits = Dense(context)."""
+
+    def __init__(self, num_keys, **kwargs):
+        super().__init__(**kwargs)
+        self.num_keys = num_keys
+        self.logits = keras.layers.Dense(num_keys)
+
+    def call(self, context, targets):
+        """(batch, frames, units) context, (batch, frames, keys) targets → (batch, frames, keys) logits."""
+        return self.logits(context)
+
+    def sample(self, context, uniform, temperature):
+        """(batch, units) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame."""
+        return ops.cast(uniform < ops.sigmoid(self.logits(context) / temperature), context.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "num_keys": self.num_keys}
+
+
+@serializable
+class NadeHead(keras.layers.Layer):
+    """NADE over the keys of one frame, its biases set by the LSTM context.
+
+    p(key i | keys < i) = sigmoid(b_i + V_i · sigmoid(c + Σ_{j<i} W_j x_j)),
+    with b = Dense(context), c = Dense(context).
+    """
+
+    def __init__(self, num_keys, units=128, **kwargs):
+        super().__init__(**kwargs)
+        self.num_keys, self.units = num_keys, units
+        self.key_bias = keras.layers.Dense(num_keys)
+        self.hidden_bias = keras.layers.Dense(units)
+
+    def build(self, context_shape, targets_shape=None):
+        self.key_bias.build(context_shape)
+        self.hidden_bias.build(context_shape)
+        self.w_in = self.add_weight(shape=(self.num_keys, self.units), initializer="glorot_uniform", name="w_in")
+        self.w_out = self.add_weight(shape=(self.num_keys, self.units), initializer="glorot_uniform", name="w_out")
+
+    def call(self, context, targets):
+        """(batch, frames, units) context, (batch, frames, keys) targets → (batch, frames, keys) logits."""
+        pushes = ops.cast(targets, context.dtype)[..., None] * self.w_in  # (batch, frames, keys, units)
+        below = ops.cumsum(pushes, axis=-2) - pushes                      # keys strictly below each key
+        hidden = ops.sigmoid(self.hidden_bias(context)[..., None, :] + below)
+        return self.key_bias(context) + ops.sum(hidden * self.w_out, axis=-1)
+
+    def sample(self, context, uniform, temperature):
+        """(batch, units) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame, lowest key first."""
+        key_bias, activation = self.key_bias(context), self.hidden_bias(context)
+        keys = []
+        for key in range(self.num_keys):
+            logit = key_bias[:, key] + ops.sum(ops.sigmoid(activation) * self.w_out[key], axis=-1)
+            drawn = ops.cast(uniform[:, key] < ops.sigmoid(logit / temperature), context.dtype)
+            activation = activation + drawn[:, None] * self.w_in[key]
+            keys.append(drawn)
+        return ops.stack(keys, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "num_keys": self.num_keys, "units": self.units}
+
+
+HEADS = {"sigmoid": SigmoidHead, "nade": NadeHead}
+
+
+@serializable
+class MusicLSTM(keras.Model):
+    """Stacked LSTM over frames + note head: (batch, frames, keys) rolls → (batch, frames - 1, keys) logits."""
+
+    def __init__(self, num_keys=88, units=256, layers=2, dropout=0.0, head="nade", head_units=128, **kwargs):
+        super().__init__(**kwargs)
+        self.config = {"num_keys": num_keys, "units": units, "layers": layers, "dropout": dropout,
+                       "head": head, "head_units": head_units}
+        self.lstms = [keras.layers.LSTM(units, return_sequences=True, return_state=True) for _ in range(layers)]
+        self.dropout = keras.layers.Dropout(dropout)
+        head_options = {"units": head_units} if head == "nade" else {}
+        self.head = HEADS[head](num_keys, **head_options)
+
+    def zero_states(self, batch):
+        """Initial recurrent state: [[h, c] per layer], each (batch, units) zeros."""
+        units = self.config["units"]
+        return [[ops.zeros((batch, units)), ops.zeros((batch, units))] for _ in self.lstms]
+
+    def encode(self, frames, states, training=False):
+        """(batch, frames, keys) input frames → ((batch, frames, units) context after each frame, new states)."""
+        outputs, new_states = ops.cast(frames, "float32"), []
+        for lstm, state in zip(self.lstms, states):
+            outputs, h, c = lstm(outputs, initial_state=state, training=training)
+            outputs = self.dropout(outputs, training=training)
+            new_states.append([h, c])
+        return outputs, new_states
+
+    def call(self, rolls, training=False):
+        context, _ = self.encode(rolls[:, :-1], self.zero_states(ops.shape(rolls)[0]), training)
+        return self.head(context, rolls[:, 1:])
+
+    def step(self, frame, states):
+        """One (batch, keys) frame → ((batch, units) context after it, new states); inference only."""
+        outputs, new_states = frame, []
+        for lstm, state in zip(self.lstms, states):
+            outputs, state = lstm.cell(outputs, state)
+            new_states.append(state)
+        return outputs, new_states
+
+    def get_config(self):
+        return {**super().get_config(), **self.config}
+
+
+class SongScorer:
+    """Frame NLL of whole songs, run from the start with full context, in chunks that carry the LSTM state."""
+
+    def __init__(self, model, chunk_frames=1024):
+        self.model, self.chunk_frames = model, chunk_frames
+        self.score_chunk = tf.function(self._score_chunk, reduce_retracing=True, autograph=False)
+
+    def _score_chunk(self, frames, targets, states):
+        context, states = self.model.encode(frames, states)
+        context = context[:, :tf.shape(targets)[1]]
+        return tf.reduce_sum(frame_nll(targets, self.model.head(context, targets))), states
+
+    def song_nll(self, roll):
+        """(frames, keys) bool roll → (total NLL in nats of frames 1.., number of those frames)."""
+        roll = roll[None].astype(np.float32)
+        states, total = self.model.zero_states(1), 0.0
+        for start in range(0, roll.shape[1] - 1, self.chunk_frames):
+            stop = start + self.chunk_frames
+            nats, states = self.score_chunk(roll[:, start:stop], roll[:, start + 1:stop + 1], states)
+            total += float(nats)
+        return total, max(roll.shape[1] - 1, 0)
+
+
+class Sampler:
+    """Draws frames one at a time with a compiled step, carrying the recurrent state forward."""
+
+    def __init__(self, model, temperature=1.0, seed=0):
+        self.model, self.temperature, self.seed = model, temperature, seed
+        self.prime_step = tf.function(self._prime, reduce_retracing=True, autograph=False)
+        self.draw_step = tf.function(self._draw, autograph=False)
+
+    def _prime(self, primer):
+        context, states = self.model.encode(primer, self.model.zero_states(tf.shape(primer)[0]))
+        return context[:, -1], states
+
+    def _draw(self, context, states, seed):
+        shape = tf.stack([tf.shape(context)[0], self.model.config["num_keys"]])
+        uniform = tf.random.stateless_uniform(shape, seed)
+        frame = self.model.head.sample(context, uniform, self.temperature)
+        context, states = self.model.step(frame, states)
+        return frame, context, states
+
+    def frames(self, primer, num_frames):
+        """Yield num_frames sampled (batch, keys) bool frames continuing a (batch, frames, keys) primer."""
+        context, states = self.prime_step(np.asarray(primer, np.float32))
+        for index in range(num_frames):
+            frame, context, states = self.draw_step(context, states, tf.constant([self.seed, index]))
+            yield frame.numpy() > 0.5
