@@ -145,7 +145,8 @@ def split_ids(ids, split_path=""):
     if split_path:
         try:
             with open(split_path) as file:
-                split = {part: [str(song_id) for song_id in json.load(file)[part]] for part in ("train", "valid", "test")}
+                parts = json.load(file)
+            split = {part: [str(song_id) for song_id in parts[part]] for part in ("train", "valid", "test")}
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise DataError(f"{split_path} is not a split file {{\"train\": [...], \"valid\": [...], \"test\": [...]}} ({err})") from None
         missing = sorted(set(sum(split.values(), [])) - set(ids))

@@ -53,7 +53,7 @@ _ALLOWED_GLOBALS = {
     ("intervaltree.intervaltree", "IntervalTree"), ("intervaltree.interval", "Interval"),
     ("copyreg", "_reconstructor"), ("_codecs", "encode"),
     ("builtins", "object"), ("builtins", "set"), ("builtins", "frozenset"),
-    ("builtins", "list"), ("builtins", "tuple"), ("builtins", "dict"),
+    ("builtins", "list"), ("builtins", "tuple"), ("builtins", "dict"), ("builtins", "bytes"), ("builtins", "bytearray"),
 }
 _RENAMED_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg",
                     "numpy.core.multiarray": "numpy._core.multiarray"}

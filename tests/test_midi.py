@@ -1,0 +1,59 @@
+"""Rolls → MIDI files → rolls, through real files written and read with mido."""
+import mido
+import numpy as np
+
+from midi_io import midi_to_roll, roll_to_midi, roll_to_notes
+
+
+def example_roll():
+    roll = np.zeros((24, 88), bool)
+    roll[0:4, 39] = True    # a held note
+    roll[4:8, 39] = True    # ... tied on: still one note (frames 0-7)
+    roll[2:3, 43] = True    # one-frame note
+    roll[10:12, 43] = True  # same pitch again later: a second note
+    roll[0, 0] = True       # lowest key
+    roll[23, 87] = True     # highest key, last frame
+    return roll
+
+
+def test_held_frames_become_one_note():
+    keys, starts, ends = roll_to_notes(example_roll())
+    assert sorted(zip(keys, starts, ends)) == [(0, 0, 1), (39, 0, 8), (43, 2, 3), (43, 10, 12), (87, 23, 24)]
+
+
+def test_roll_to_midi_to_roll_round_trip_in_seconds(tmp_path):
+    path = tmp_path / "song.mid"
+    notes = roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=8, bpm=60)
+    assert notes == 5
+    back = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=8)
+    np.testing.assert_array_equal(back, example_roll())
+
+
+def test_round_trip_on_the_beat_grid_at_another_tempo(tmp_path):
+    path = tmp_path / "song.mid"
+    roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=100)
+    back = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4 * 100 / 60)
+    np.testing.assert_array_equal(back, example_roll())
+
+
+def test_trailing_silence_survives_the_round_trip(tmp_path):
+    roll = np.zeros((16, 88), bool)
+    roll[0:2, 40] = True
+    roll_to_midi(roll, tmp_path / "a.mid", lowest_note=21, frames_per_beat=4, bpm=60)
+    assert midi_to_roll(tmp_path / "a.mid", lowest_note=21, highest_note=108, frames_per_second=4).shape == (16, 88)
+
+
+def test_midi_file_has_the_program_tempo_and_pitches(tmp_path):
+    path = tmp_path / "song.mid"
+    roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=90, program=41)
+    messages = list(mido.MidiFile(path).tracks[0])
+    assert [m.program for m in messages if m.type == "program_change"] == [40]  # MusicNet 41 = violin = GM 40
+    assert [round(mido.tempo2bpm(m.tempo)) for m in messages if m.type == "set_tempo"] == [90]
+    pitches = sorted(m.note for m in messages if m.type == "note_on" and m.velocity > 0)
+    assert pitches == [21, 60, 64, 64, 108]
+
+
+def test_empty_roll_writes_a_valid_silent_file(tmp_path):
+    path = tmp_path / "empty.mid"
+    assert roll_to_midi(np.zeros((8, 88), bool), path, lowest_note=21, frames_per_beat=4, bpm=60) == 0
+    assert not midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4).any()

@@ -1,0 +1,103 @@
+"""Settings, splits, the baseline, and a tiny end-to-end run through the command line."""
+import json
+
+import numpy as np
+import pytest
+from intervaltree import IntervalTree
+
+import classically_deep as cd
+from conftest import labels, musicnet_entry
+from midi_io import midi_to_roll
+
+
+def test_override_is_typed_like_its_default():
+    settings = cd.resolve_settings(["--epochs=3", "--temperature=0.5", "--output_dir=x", "--save_mode=false"],
+                                   cd.default_settings())
+    assert (settings["epochs"], settings["temperature"], settings["output_dir"], settings["save_mode"]) == (3, 0.5, "x", False)
+    assert cd.default_settings()["epochs"] == cd.epochs  # defaults untouched
+
+
+def test_unknown_setting_is_refused_with_the_valid_names():
+    with pytest.raises(cd.SettingsError, match="unknown setting --epoch;.*epochs"):
+        cd.resolve_settings(["--epoch=3"], cd.default_settings())
+
+
+@pytest.mark.parametrize("arg", ["--epochs=three", "--time_base=bars", "--dropout=1.5", "epochs=3", "--learning_rate=-1"])
+def test_bad_values_are_refused(arg):
+    with pytest.raises(cd.SettingsError):
+        cd.resolve_settings([arg], cd.default_settings())
+
+
+def test_bad_setting_on_the_command_line_is_a_one_line_error(capsys):
+    assert cd.main(["--epochs=many"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --epochs needs a int value, not 'many'"
+
+
+def test_missing_explicit_data_path_is_an_error(tmp_path, capsys):
+    assert cd.main([f"--data_path={tmp_path / 'nope.npz'}", f"--output_dir={tmp_path}"]) == 2
+    assert "nope.npz not found" in capsys.readouterr().err
+
+
+def test_missing_default_data_path_falls_back_to_the_sample(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cd.resolve_data_path(cd.DEFAULT_DATA_PATH) == cd.SAMPLE_PATH
+
+
+def test_standard_musicnet_test_recordings_form_the_test_set():
+    ids = [str(i) for i in range(1700, 2700, 7)] + cd.STANDARD_TEST_IDS
+    split = cd.split_ids(sorted(set(ids)))
+    assert split["test"] == cd.STANDARD_TEST_IDS
+    assert not set(split["train"]) & set(split["valid"])
+    assert len(split["train"]) + len(split["valid"]) + len(split["test"]) == len(set(ids))
+    assert split == cd.split_ids(sorted(set(ids)))
+
+
+def test_other_archives_get_a_deterministic_three_way_split():
+    ids = [f"{i:04d}" for i in range(20)]
+    split = cd.split_ids(ids)
+    assert all(split[part] for part in ("train", "valid", "test"))
+    assert sorted(sum(split.values(), [])) == ids
+
+
+def test_split_file_is_used_and_checked(tmp_path):
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"train": ["0001"], "valid": ["0002"], "test": ["0003"]}))
+    assert cd.split_ids(["0001", "0002", "0003"], str(path))["test"] == ["0003"]
+    with pytest.raises(cd.DataError, match="0003"):
+        cd.split_ids(["0001", "0002"], str(path))
+
+
+def test_bernoulli_baseline_is_the_key_frequency_nll():
+    train = [np.array([[1, 0], [1, 0], [0, 0], [1, 1]], bool)]  # key 0: 3/4 -> (3+1)/(4+2); key 1: 2/6
+    test = [np.array([[0, 0], [1, 1]], bool)]                   # only the second frame is predicted
+    expected = -(np.log(4 / 6) + np.log(2 / 6))
+    assert cd.bernoulli_nll(train, test) == pytest.approx(expected)
+
+
+def chord_song(root, bars):
+    """A tiny archive song: one three-note chord per half second, rising by fifths."""
+    notes = []
+    for step in range(bars * 4):
+        pitch = 48 + (root + 7 * step) % 12
+        notes += [(pitch + offset, step * 0.5, step * 0.5 + 0.5) for offset in (0, 4, 7)]
+    return labels(*notes, instrument=41)
+
+
+def test_tiny_end_to_end_run_writes_midi_metrics_and_settings(tmp_path):
+    data = tmp_path / "tiny.npz"
+    np.savez(data, **{f"{i:04d}": musicnet_entry(chord_song(i, 6)) for i in range(8)},
+             **{"0099": musicnet_entry(IntervalTree())})
+    out = tmp_path / "out"
+    code = cd.main([f"--data_path={data}", f"--output_dir={out}", f"--cache_dir={tmp_path / 'cache'}",
+                    "--time_base=seconds", "--steps_per_second=4", "--epochs=1", "--hidden_size=16",
+                    "--num_layers=1", "--head_size=8", "--seq_len=16", "--batch_size=4", "--primer_frames=8",
+                    "--generate_frames=12", "--num_outputs=2"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"valid_frame_nll", "test_frame_nll", "test_frame_nll_baseline"} <= set(metrics)
+    assert all(np.isfinite(metrics[k]) and metrics[k] > 0 for k in ("valid_frame_nll", "test_frame_nll"))
+    assert json.loads((out / "settings.json").read_text())["epochs"] == 1
+    assert (out / "best.keras").exists()
+    for number in (1, 2):
+        roll = midi_to_roll(out / f"generated_{number}.mid", lowest_note=21, highest_note=108, frames_per_second=4)
+        assert roll.shape == (12, 88)
