@@ -70,9 +70,13 @@ class NadeHead(keras.layers.Layer):
 
     def call(self, context, targets):
         """(batch, frames, units) context, (batch, frames, keys) targets → (batch, frames, keys) logits."""
-        pushes = ops.cast(targets, context.dtype)[..., None] * self.w_in  # (batch, frames, keys, units)
-        below = ops.cumsum(pushes, axis=-2) - pushes                      # keys strictly below each key
-        hidden = ops.sigmoid(self.hidden_bias(context)[..., None, :] + below)
+        targets = ops.cast(targets, context.dtype)
+        strictly_below = ops.tril(ops.ones((self.num_keys, self.num_keys), context.dtype), k=-1)
+        seen = targets[..., None, :] * strictly_below  # (batch, frames, keys, keys): row i keeps keys j < i
+        batch, frames = ops.shape(targets)[0], ops.shape(targets)[1]
+        pushed = ops.reshape(ops.matmul(ops.reshape(seen, (-1, self.num_keys)), self.w_in),
+                             (batch, frames, self.num_keys, self.units))  # Σ_{j<i} W_j x_j for every key i
+        hidden = ops.sigmoid(self.hidden_bias(context)[..., None, :] + pushed)
         return self.key_bias(context) + ops.sum(hidden * self.w_out, axis=-1)
 
     def sample(self, context, uniform, temperature):
@@ -137,26 +141,40 @@ class MusicLSTM(keras.Model):
 
 
 class SongScorer:
-    """Frame NLL of whole songs, run from the start with full context, in chunks that carry the LSTM state."""
+    """Frame NLL of whole songs, each run from its start with full context.
 
-    def __init__(self, model, chunk_frames=1024):
-        self.model, self.chunk_frames = model, chunk_frames
+    Songs of similar length are scored together, in chunks of frames that
+    carry the LSTM state, so memory stays bounded however long a song is.
+    """
+
+    def __init__(self, model, songs_per_batch=8, chunk_frames=512):
+        self.model, self.songs_per_batch, self.chunk_frames = model, songs_per_batch, chunk_frames
         self.score_chunk = tf.function(self._score_chunk, reduce_retracing=True, autograph=False)
 
-    def _score_chunk(self, frames, targets, states):
+    def _score_chunk(self, frames, targets, mask, states):
         context, states = self.model.encode(frames, states)
         context = context[:, :tf.shape(targets)[1]]
-        return tf.reduce_sum(frame_nll(targets, self.model.head(context, targets))), states
+        return tf.reduce_sum(frame_nll(targets, self.model.head(context, targets)) * mask), states
 
-    def song_nll(self, roll):
-        """(frames, keys) bool roll → (total NLL in nats of frames 1.., number of those frames)."""
-        roll = roll[None].astype(np.float32)
-        states, total = self.model.zero_states(1), 0.0
-        for start in range(0, roll.shape[1] - 1, self.chunk_frames):
-            stop = start + self.chunk_frames
-            nats, states = self.score_chunk(roll[:, start:stop], roll[:, start + 1:stop + 1], states)
-            total += float(nats)
-        return total, max(roll.shape[1] - 1, 0)
+    def total_nll(self, rolls):
+        """List of (frames, keys) bool rolls → (total NLL in nats over frames 1.. of each, number of those frames)."""
+        order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))
+        total = 0.0
+        for first in range(0, len(order), self.songs_per_batch):
+            group = [rolls[i] for i in order[first:first + self.songs_per_batch]]
+            width = max(len(roll) for roll in group)
+            frames = np.zeros((len(group), width, group[0].shape[1]), np.float32)
+            mask = np.zeros((len(group), max(width - 1, 0)), np.float32)
+            for row, roll in enumerate(group):
+                frames[row, :len(roll)] = roll
+                mask[row, :len(roll) - 1] = 1.0
+            states = self.model.zero_states(len(group))
+            for start in range(0, width - 1, self.chunk_frames):
+                stop = start + self.chunk_frames
+                nats, states = self.score_chunk(frames[:, start:stop], frames[:, start + 1:stop + 1],
+                                                mask[:, start:stop], states)
+                total += float(nats)
+        return total, sum(max(len(roll) - 1, 0) for roll in rolls)
 
 
 class Sampler:

@@ -24,7 +24,7 @@ TRIO_SONATA = (41, 41, 43)  # two violins and a cello on the bass line
 PIANO = (1, 1)  # right- and left-hand staves
 
 # (music21 corpus path, recording id, quarter notes per minute, one program per part)
-CHORALES = [  # J.S. Bach chorales, Riemenschneider 1-26 (id 3000 + number) minus 6, 15 (kern) and 11 (9 parts)
+CHORALES = [  # J.S. Bach chorales, Riemenschneider 1-24 (id 3000 + number) minus 6, 15 (kern) and 11 (9 parts)
     ("bach/bwv269.mxl", "3001", 72, QUARTET),
     ("bach/bwv347.mxl", "3002", 72, QUARTET),
     ("bach/bwv153.1.mxl", "3003", 72, QUARTET),
@@ -46,8 +46,6 @@ CHORALES = [  # J.S. Bach chorales, Riemenschneider 1-26 (id 3000 + number) minu
     ("bach/bwv180.7.mxl", "3022", 72, QUARTET),
     ("bach/bwv28.6.mxl", "3023", 72, QUARTET),
     ("bach/bwv415.mxl", "3024", 72, QUARTET),
-    ("bach/bwv148.6.mxl", "3025", 72, QUARTET),
-    ("bach/bwv20.11.mxl", "3026", 72, QUARTET),
 ]
 QUARTETS = [  # string-quartet movements; no metronome marks in these scores, bpm from the tempo word
     ("haydn/opus1no1/movement1.mxl", "3101", 156, QUARTET),  # Presto 6/8, dotted quarter 104
@@ -72,7 +70,7 @@ PIECES = CHORALES + QUARTETS + OTHERS
 
 _BASE_VALUES = {Fraction(1, 16): "Sixty Fourth", Fraction(1, 8): "Thirty Second", Fraction(1, 4): "Sixteenth",
                 Fraction(1, 2): "Eighth", Fraction(1): "Quarter", Fraction(2): "Half", Fraction(4): "Whole"}
-NOTE_VALUES = {**{ql: name for ql, name in _BASE_VALUES.items()},
+NOTE_VALUES = {**_BASE_VALUES,
                **{ql * Fraction(3, 2): "Dotted " + name for ql, name in _BASE_VALUES.items()},
                **{ql * Fraction(2, 3): "Triplet " + name for ql, name in _BASE_VALUES.items()}}
 
@@ -104,8 +102,10 @@ def score_to_labels(score, bpm, programs, rubato=0.0, seed=0, sample_rate=44100)
     seconds = tempo_curve(bpm, rubato, seed)
     tree = IntervalTree()
     for part, program in zip(score.parts, programs):
-        for measure in part.stripTies().getElementsByClass("Measure"):
-            bar = max(measure.barDuration.quarterLength, measure.paddingLeft + measure.highestTime)  # overfull bars
+        tied_measures = part.stripTies().getElementsByClass("Measure")  # same bars, tied notes merged
+        for written, measure in zip(part.getElementsByClass("Measure"), tied_measures):
+            # bar length in quarters, stretched for overfull bars; measured before merging ties across barlines
+            bar = max(written.barDuration.quarterLength, written.paddingLeft + written.highestTime)
             for n in measure.recurse().notes:
                 length = n.duration.quarterLength
                 if n.duration.isGrace or length == 0:

@@ -55,12 +55,13 @@ def test_stepping_one_frame_at_a_time_matches_running_the_whole_sequence():
     np.testing.assert_allclose(np.asarray(context), np.asarray(whole[:, -1]), atol=1e-5)
 
 
-def test_chunked_song_scoring_equals_scoring_in_one_piece():
+def test_batched_chunked_song_scoring_equals_scoring_each_song_whole():
     model = small_model("nade")
-    roll = random_roll(23)
-    total, count = SongScorer(model, chunk_frames=5).song_nll(roll)
-    expected = float(np.sum(frame_nll(roll[None, 1:].astype(np.float32), model(roll[None].astype(np.float32)))))
-    assert count == 22
+    songs = [random_roll(23, seed=1), random_roll(9, seed=2), random_roll(1, seed=3), random_roll(17, seed=4)]
+    total, count = SongScorer(model, songs_per_batch=3, chunk_frames=5).total_nll(songs)
+    expected = sum(float(np.sum(frame_nll(roll[None, 1:].astype(np.float32), model(roll[None].astype(np.float32)))))
+                   for roll in songs if len(roll) > 1)
+    assert count == 22 + 8 + 0 + 16
     assert total == pytest.approx(expected, rel=1e-5)
 
 
