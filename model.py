@@ -37,11 +37,11 @@ class SigmoidHead(keras.layers.Layer):
         self.logits = keras.layers.Dense(num_keys)
 
     def call(self, context, targets):
-        """(batch, frames, units) context, (batch, frames, keys) targets → (batch, frames, keys) logits."""
+        """(batch, frames, width) context, (batch, frames, keys) targets → (batch, frames, keys) logits."""
         return self.logits(context)
 
     def sample(self, context, uniform, temperature):
-        """(batch, units) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame."""
+        """(batch, width) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame."""
         return ops.cast(uniform < ops.sigmoid(self.logits(context) / temperature), context.dtype)
 
     def get_config(self):
@@ -69,7 +69,7 @@ class NadeHead(keras.layers.Layer):
         self.w_out = self.add_weight(shape=(self.num_keys, self.units), initializer="glorot_uniform", name="w_out")
 
     def call(self, context, targets):
-        """(batch, frames, units) context, (batch, frames, keys) targets → (batch, frames, keys) logits."""
+        """(batch, frames, width) context, (batch, frames, keys) targets → (batch, frames, keys) logits."""
         targets = ops.cast(targets, context.dtype)
         strictly_below = ops.tril(ops.ones((self.num_keys, self.num_keys), context.dtype), k=-1)
         seen = targets[..., None, :] * strictly_below  # (batch, frames, keys, keys): row i keeps keys j < i
@@ -80,7 +80,7 @@ class NadeHead(keras.layers.Layer):
         return self.key_bias(context) + ops.sum(hidden * self.w_out, axis=-1)
 
     def sample(self, context, uniform, temperature):
-        """(batch, units) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame, lowest key first."""
+        """(batch, width) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame, lowest key first."""
         key_bias, activation = self.key_bias(context), self.hidden_bias(context)
         keys = []
         for key in range(self.num_keys):
@@ -116,25 +116,31 @@ class MusicLSTM(keras.Model):
         return [[ops.zeros((batch, units)), ops.zeros((batch, units))] for _ in self.lstms]
 
     def encode(self, frames, states, training=False):
-        """(batch, frames, keys) input frames → ((batch, frames, units) context after each frame, new states)."""
-        outputs, new_states = ops.cast(frames, "float32"), []
+        """(batch, frames, keys) input frames → ((batch, frames, units + keys) context after each frame, new states).
+
+        The context is the top LSTM output beside the frame itself, so the
+        head sees directly which keys are sounding now (held notes are most
+        of music) and the LSTM is free to model everything else.
+        """
+        frames = ops.cast(frames, "float32")
+        outputs, new_states = frames, []
         for lstm, state in zip(self.lstms, states):
             outputs, h, c = lstm(outputs, initial_state=state, training=training)
             outputs = self.dropout(outputs, training=training)
             new_states.append([h, c])
-        return outputs, new_states
+        return ops.concatenate([outputs, frames], axis=-1), new_states
 
     def call(self, rolls, training=False):
         context, _ = self.encode(rolls[:, :-1], self.zero_states(ops.shape(rolls)[0]), training)
         return self.head(context, rolls[:, 1:])
 
     def step(self, frame, states):
-        """One (batch, keys) frame → ((batch, units) context after it, new states); inference only."""
+        """One (batch, keys) frame → ((batch, units + keys) context after it, new states); inference only."""
         outputs, new_states = frame, []
         for lstm, state in zip(self.lstms, states):
             outputs, state = lstm.cell(outputs, state)
             new_states.append(state)
-        return outputs, new_states
+        return ops.concatenate([outputs, frame], axis=-1), new_states
 
     def get_config(self):
         return {**super().get_config(), **self.config}
