@@ -155,7 +155,11 @@ class SongScorer:
 
     def __init__(self, model, songs_per_batch=8, chunk_frames=512):
         self.model, self.songs_per_batch, self.chunk_frames = model, songs_per_batch, chunk_frames
-        self.score_chunk = tf.function(self._score_chunk, reduce_retracing=True, autograph=False)
+        keys, units = model.config["num_keys"], model.config["units"]
+        state = [tf.TensorSpec((None, units)), tf.TensorSpec((None, units))]
+        signature = [tf.TensorSpec((None, None, keys)), tf.TensorSpec((None, None, keys)),
+                     tf.TensorSpec((None, None)), [state] * model.config["layers"]]
+        self.score_chunk = tf.function(self._score_chunk, input_signature=signature, autograph=False)
 
     def _score_chunk(self, frames, targets, mask, states):
         context, states = self.model.encode(frames, states)
