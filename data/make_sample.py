@@ -64,7 +64,6 @@ OTHERS = [
     ("mozart/k545/movement1_exposition.mxl", "3203", 132, PIANO),  # Allegro, first 12 bars
     ("schumann_clara/polonaise_op1n1.mxl", "3204", 96, PIANO),
     ("schumann_clara/polonaise_op1n4.mxl", "3205", 92, PIANO),  # score's mark
-    ("joplin/maple_leaf_rag.mxl", "3206", 100, PIANO),  # score's mark
 ]
 PIECES = CHORALES + QUARTETS + OTHERS
 
