@@ -386,7 +386,7 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: outputs written so far are complete; nothing half-written was left", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 130
     return 0
 

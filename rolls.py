@@ -242,8 +242,11 @@ def build_rolls(data_path, settings):
     ids = archive_ids(data_path)
     rolls, programs = [], []
     for song_id, labels in tqdm(read_archive(data_path, ids), total=len(ids), desc="preprocessing", unit="song"):
-        notes = labels_to_notes(labels)
-        rolls.append(organize_song(notes, **settings))
+        try:
+            notes = labels_to_notes(labels)
+            rolls.append(organize_song(notes, **settings))
+        except DataError as err:
+            raise DataError(f"recording '{song_id}': {err}") from None
         programs.append(main_program(notes))
     return {"ids": ids, "rolls": rolls, "programs": programs}
 

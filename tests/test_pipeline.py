@@ -83,21 +83,69 @@ def chord_song(root, bars):
     return labels(*notes, instrument=41)
 
 
-def test_tiny_end_to_end_run_writes_midi_metrics_and_settings(tmp_path):
+def run_tiny(tmp_path, name):
+    """Run the command line on a tiny archive of chord songs → its output folder."""
     data = tmp_path / "tiny.npz"
-    np.savez(data, **{f"{i:04d}": musicnet_entry(chord_song(i, 6)) for i in range(8)},
-             **{"0099": musicnet_entry(IntervalTree())})
-    out = tmp_path / "out"
+    if not data.exists():
+        np.savez(data, **{f"{i:04d}": musicnet_entry(chord_song(i, 6)) for i in range(8)},
+                 **{"0099": musicnet_entry(IntervalTree())})
+    out = tmp_path / name
     code = cd.main([f"--data_path={data}", f"--output_dir={out}", f"--cache_dir={tmp_path / 'cache'}",
-                    "--time_base=seconds", "--steps_per_second=4", "--epochs=1", "--hidden_size=16",
-                    "--num_layers=1", "--head_size=8", "--seq_len=16", "--batch_size=4", "--primer_frames=8",
+                    "--time_base=seconds", "--steps_per_second=4", "--epochs=20", "--hidden_size=16",
+                    "--head_size=8", "--seq_len=16", "--batch_size=4", "--primer_frames=8",
                     "--generate_frames=12", "--num_outputs=2"])
     assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """Two runs with the same settings and seed."""
+    tmp_path = tmp_path_factory.mktemp("tiny")
+    return run_tiny(tmp_path, "first"), run_tiny(tmp_path, "second")
+
+
+def test_tiny_end_to_end_run_writes_midi_metrics_and_settings(tiny_runs):
+    out, _ = tiny_runs
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"valid_frame_nll", "test_frame_nll", "test_frame_nll_baseline"} <= set(metrics)
-    assert all(np.isfinite(metrics[k]) and metrics[k] > 0 for k in ("valid_frame_nll", "test_frame_nll"))
-    assert json.loads((out / "settings.json").read_text())["epochs"] == 1
+    assert json.loads((out / "settings.json").read_text())["epochs"] == 20
     assert (out / "best.keras").exists()
     for number in (1, 2):
         roll = midi_to_roll(out / f"generated_{number}.mid", lowest_note=21, highest_note=108, frames_per_second=4)
         assert roll.shape == (12, 88)
+
+
+def test_tiny_run_learns_the_chord_pattern_beyond_key_frequencies(tiny_runs):
+    metrics = json.loads((tiny_runs[0] / "metrics.json").read_text())
+    assert metrics["test_frame_nll"] < metrics["test_frame_nll_baseline"]
+
+
+def test_same_seed_gives_the_same_run(tiny_runs):
+    first, second = (json.loads((out / "metrics.json").read_text()) for out in tiny_runs)
+    assert (first["valid_frame_nll"], first["test_frame_nll"]) == (second["valid_frame_nll"], second["test_frame_nll"])
+    for number in (1, 2):
+        assert (tiny_runs[0] / f"generated_{number}.mid").read_bytes() == (tiny_runs[1] / f"generated_{number}.mid").read_bytes()
+
+
+def test_transposition_moves_every_note_together_and_keeps_it_on_the_keyboard():
+    rng = np.random.default_rng(0)
+    piece = np.zeros((6, 88), bool)
+    piece[0:3, [0, 4, 7]] = True  # a chord at the very bottom: it can only move up
+    for _ in range(50):
+        moved = cd.transpose(piece, rng, 5)
+        shift = np.nonzero(moved[0])[0][0]
+        assert 0 <= shift <= 5
+        np.testing.assert_array_equal(moved, np.roll(piece, shift, axis=1))
+
+
+def test_training_windows_cover_songs_and_mark_padding():
+    songs = [np.ones((5, 88), bool), np.ones((40, 88), bool)]
+    settings = {**cd.default_settings(), "seq_len": 16, "batch_size": 8, "transpose_range": 0}
+    windows, targets, weights = cd.make_window_dataset(songs, settings)[0]
+    assert windows.shape == (8, 17, 88) and targets.shape == (8, 16, 88)
+    np.testing.assert_array_equal(targets, windows[:, 1:])
+    for window, weight in zip(windows, weights):
+        real = int(window.any(axis=1).sum())    # the short song gives 5 real frames, the long one 17
+        assert real in (5, 17)
+        assert weight.sum() == real - 1         # weight 1 exactly on targets inside the song

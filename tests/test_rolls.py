@@ -201,3 +201,21 @@ def test_changed_settings_never_reuse_a_stale_cache(tmp_path):
         rolls.load_or_build_rolls(data, tmp_path / "cache", False, {**SETTINGS, "steps_per_second": 8.0})
     finer = rolls.load_or_build_rolls(data, tmp_path / "cache", "auto", {**SETTINGS, "steps_per_second": 8.0})
     assert len(finer["rolls"][1]) == 24
+
+
+def test_beats_time_base_uses_start_beat_and_duration_when_the_labels_carry_them():
+    notes = np.zeros(2, dtype=rolls.NOTE_DTYPE)
+    notes["start"], notes["end"] = [0, 44100], [44100, 3 * 44100]   # seconds say nothing about beats here
+    notes["note"], notes["instrument"] = [60, 67], 1
+    notes["start_beat"], notes["beats"] = [0.5, 1.0], [0.5, 1.5]      # CSV release: onset and duration in beats
+    roll = organize_song(notes, time_base="beats", steps_per_beat=2)
+    expected = np.zeros((5, 88), bool)
+    expected[1, 60 - 21] = True
+    expected[2:5, 67 - 21] = True
+    np.testing.assert_array_equal(roll, expected)
+
+
+def test_labels_without_bar_data_are_refused_for_the_beat_grid():
+    flat = IntervalTree([Interval(0, SR, (1, 60, 0, 0.0, "Quarter")), Interval(SR, 2 * SR, (1, 62, 0, 0.0, "Quarter"))])
+    with pytest.raises(rolls.DataError, match="measure/beat"):
+        organize_song(flat, time_base="beats")
