@@ -378,8 +378,12 @@ def run(settings):
 def main(argv=None):
     """Command-line entry point: resolve settings, run, turn user errors into one-line messages."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out of the log
+    argv = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(argv):
+        print(__doc__ + "\nsettings (defaults):\n" + "\n".join(f"  --{k}={v}" for k, v in default_settings().items()))
+        return 0
     try:
-        settings = resolve_settings(sys.argv[1:] if argv is None else argv, default_settings())
+        settings = resolve_settings(argv, default_settings())
         print("settings: " + ", ".join(f"{name}={value!r}" for name, value in settings.items()))
         run(settings)
     except (SettingsError, DataError) as err:

@@ -149,3 +149,9 @@ def test_training_windows_cover_songs_and_mark_padding():
         real = int(window.any(axis=1).sum())    # the short song gives 5 real frames, the long one 17
         assert real in (5, 17)
         assert weight.sum() == real - 1         # weight 1 exactly on targets inside the song
+
+
+def test_help_lists_every_setting(capsys):
+    assert cd.main(["--help"]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"--{name}=" in printed for name in cd.SETTING_NAMES)
