@@ -3,9 +3,11 @@
     python classically_deep.py                       # train on data/musicnet.npz (or the embedded sample)
     python classically_deep.py --epochs=5 --temperature=0.9 --output_dir=output/try2
 
-Every setting below can be overridden as --name=value. The pipeline, top to
-bottom: read the archive → piano rolls (cached) → split → train an LSTM →
-frame NLL on held-out songs → generate → MIDI files in output_dir.
+Every setting below can be overridden as --name=value (--help lists them).
+The pipeline, top to bottom: read the archive → piano rolls (cached) → split →
+train an LSTM with a NADE note head → frame NLL on held-out songs → generate →
+MIDI files in output_dir. TensorFlow is imported only where training starts,
+so a bad setting or a preprocessing run answers at once.
 """
 import json
 import os
@@ -329,49 +331,66 @@ def generate_MIDI(songs, settings, program):
 
 # ------------------------------------------------------------------ main
 
-def run(settings):
-    """The whole pipeline for resolved settings → metrics dict."""
-    os.makedirs(settings["output_dir"], exist_ok=True)
-    data = resolve_data_path(settings["data_path"])
-    write_json(os.path.join(settings["output_dir"], "settings.json"), {**settings, "resolved_data_path": data})
-    print(f"settings: {os.path.join(settings['output_dir'], 'settings.json')}")
+def load_songs(data, settings):
+    """Archive path → ({'train', 'valid', 'test'}: lists of rolls of two frames or more, split ids, training program)."""
     songs = rolls.load_or_build_rolls(data, settings["cache_dir"], settings["save_mode"], settings)
     by_id = dict(zip(songs["ids"], songs["rolls"]))
     split = split_ids(songs["ids"], settings["split_path"])
-    train_rolls, valid_rolls, test_rolls = ([by_id[i] for i in split[part] if len(by_id[i]) > 1]
-                                            for part in ("train", "valid", "test"))
-    if not (train_rolls and valid_rolls and test_rolls):
-        raise DataError(f"need at least one song of two frames or more in each of train, valid and test "
-                        f"(have {len(train_rolls)}, {len(valid_rolls)}, {len(test_rolls)})")
-    print(f"songs: {len(train_rolls)} train, {len(valid_rolls)} valid, {len(test_rolls)} test; "
-          f"{sum(map(len, train_rolls))} training frames")
-
-    import keras
-    from model import SongScorer
-    keras.utils.set_random_seed(settings["seed"])
-    model = build_model(settings, num_keys=train_rolls[0].shape[1])
-    started = time.monotonic()
-    history = train(model, train_rolls, valid_rolls, settings)
-    scorer = SongScorer(model)
-    metrics = {"valid_frame_nll": mean_frame_nll(scorer, valid_rolls),
-               "test_frame_nll": mean_frame_nll(scorer, test_rolls),
-               "test_frame_nll_baseline": bernoulli_nll(train_rolls, test_rolls),
-               "valid_frame_nll_baseline": bernoulli_nll(train_rolls, valid_rolls),
-               "epochs": len(history["loss"]), "train_minutes": (time.monotonic() - started) / 60,
-               "test_songs": split["test"]}
-    metrics_path = os.path.join(settings["output_dir"], "metrics.json")
-    write_json(metrics_path, metrics)
-    print(f"test frame NLL {metrics['test_frame_nll']:.3f} nats "
-          f"(independent-Bernoulli baseline {metrics['test_frame_nll_baseline']:.3f}); {metrics_path}")
-
+    parts = {part: [by_id[i] for i in ids if len(by_id[i]) > 1] for part, ids in split.items()}
+    if not all(parts.values()):
+        raise DataError("need at least one song of two frames or more in each of train, valid and test (have "
+                        + ", ".join(f"{len(parts[part])} {part}" for part in ("train", "valid", "test")) + ")")
+    print(f"songs: {len(parts['train'])} train, {len(parts['valid'])} valid, {len(parts['test'])} test; "
+          f"{sum(map(len, parts['train']))} training frames")
     programs = dict(zip(songs["ids"], songs["programs"]))
     program = most_played_program([programs[i] for i in split["train"]], [len(by_id[i]) for i in split["train"]])
+    return parts, split, program
+
+
+def evaluate(model, parts):
+    """Frame NLL of the model and of the independent-Bernoulli baseline on the held-out songs → dict."""
+    from model import SongScorer
+    scorer = SongScorer(model)
+    return {"valid_frame_nll": mean_frame_nll(scorer, parts["valid"]),
+            "test_frame_nll": mean_frame_nll(scorer, parts["test"]),
+            "valid_frame_nll_baseline": bernoulli_nll(parts["train"], parts["valid"]),
+            "test_frame_nll_baseline": bernoulli_nll(parts["train"], parts["test"])}
+
+
+def compose(model, test_rolls, program, settings):
+    """Prime with the openings of test songs, generate num_outputs pieces and write them as MIDI → paths."""
+    if settings["num_outputs"] == 0 or settings["generate_frames"] == 0:
+        print("generation skipped: num_outputs or generate_frames is 0")
+        return []
     primers = [roll[:settings["primer_frames"]] for roll in test_rolls if len(roll) >= settings["primer_frames"]]
     if not primers:
         raise DataError(f"no held-out song has primer_frames={settings['primer_frames']} frames")
     primers = np.stack([primers[n % len(primers)] for n in range(settings["num_outputs"])])
     generated = generate_song(model, primers, settings["generate_frames"], settings["temperature"], settings["seed"])
-    generate_MIDI(generated, settings, program)
+    return generate_MIDI(generated, settings, program)
+
+
+def run(settings):
+    """The whole pipeline for resolved settings → metrics dict."""
+    data = resolve_data_path(settings["data_path"])
+    os.makedirs(settings["output_dir"], exist_ok=True)
+    settings_path = os.path.join(settings["output_dir"], "settings.json")
+    write_json(settings_path, {**settings, "resolved_data_path": os.path.abspath(data)})
+    print(f"settings saved: {settings_path}")
+    parts, split, program = load_songs(data, settings)
+
+    import keras
+    keras.utils.set_random_seed(settings["seed"])
+    model = build_model(settings, num_keys=parts["train"][0].shape[1])
+    started = time.monotonic()
+    history = train(model, parts["train"], parts["valid"], settings)
+    metrics = {**evaluate(model, parts), "epochs": len(history["loss"]),
+               "train_minutes": (time.monotonic() - started) / 60, "test_songs": split["test"]}
+    metrics_path = os.path.join(settings["output_dir"], "metrics.json")
+    write_json(metrics_path, metrics)
+    print(f"test frame NLL {metrics['test_frame_nll']:.3f} nats "
+          f"(independent-Bernoulli baseline {metrics['test_frame_nll_baseline']:.3f}); {metrics_path}")
+    compose(model, parts["test"], program, settings)
     return metrics
 
 
