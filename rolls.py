@@ -266,12 +266,15 @@ def save_rolls(path, songs):
 
 def load_rolls(path):
     """Read a cache written by save_rolls → the same dict of ids, rolls, programs."""
-    with np.load(path, allow_pickle=False) as cache:
-        frames = np.unpackbits(cache["packed"], axis=1, count=int(cache["num_keys"])).astype(bool)
-        bounds = np.cumsum(cache["lengths"])[:-1]
-        return {"ids": [str(song_id) for song_id in cache["ids"]],
-                "rolls": np.split(frames, bounds) if len(cache["lengths"]) else [],
-                "programs": [int(program) for program in cache["programs"]]}
+    try:
+        with np.load(path, allow_pickle=False) as cache:
+            frames = np.unpackbits(cache["packed"], axis=1, count=int(cache["num_keys"])).astype(bool)
+            bounds = np.cumsum(cache["lengths"])[:-1]
+            return {"ids": [str(song_id) for song_id in cache["ids"]],
+                    "rolls": np.split(frames, bounds) if len(cache["lengths"]) else [],
+                    "programs": [int(program) for program in cache["programs"]]}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise DataError(f"roll cache {path} is damaged ({err}); delete it or run with --save_mode=True") from None
 
 
 def load_or_build_rolls(data_path, cache_dir, save_mode, settings):

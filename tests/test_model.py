@@ -78,7 +78,6 @@ def test_sampler_is_reproducible_for_a_seed_and_differs_across_seeds():
 
 def test_model_survives_a_save_and_load(tmp_path):
     model = small_model("nade")
-    model.compile(loss=frame_nll)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     rolls = random_roll(9)[None].astype(np.float32)

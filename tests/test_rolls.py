@@ -219,3 +219,13 @@ def test_labels_without_bar_data_are_refused_for_the_beat_grid():
     flat = IntervalTree([Interval(0, SR, (1, 60, 0, 0.0, "Quarter")), Interval(SR, 2 * SR, (1, 62, 0, 0.0, "Quarter"))])
     with pytest.raises(rolls.DataError, match="measure/beat"):
         organize_song(flat, time_base="beats")
+
+
+def test_a_damaged_cache_is_a_clear_error(tmp_path):
+    data = tmp_path / "a.npz"
+    write_two_song_archive(data)
+    rolls.load_or_build_rolls(data, tmp_path / "cache", "auto", SETTINGS)
+    (cache,) = (tmp_path / "cache").iterdir()
+    cache.write_bytes(cache.read_bytes()[:100])
+    with pytest.raises(rolls.DataError, match="damaged"):
+        rolls.load_or_build_rolls(data, tmp_path / "cache", "auto", SETTINGS)
