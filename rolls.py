@@ -157,31 +157,49 @@ def roll_from_spans(start_frames, end_frames, keys, num_keys):
     return np.cumsum(edges[:-1], axis=0) > 0
 
 
+def performed_bars(notes):
+    """Notes → (onset times in samples, each note's index into them, bar position at each onset time, bars per sample).
+
+    Bar position is measure + beat (MusicNet's beat is the fraction of the bar).
+    It is unwrapped so that it only moves forward as the performance does:
+    where it jumps back (a repeat) or far from what the elapsed time implies (a
+    skip, a da capo), the step is replaced by the elapsed time at the piece's
+    typical tempo.
+    """
+    clock, group = np.unique(notes["start"], return_inverse=True)
+    bar_at = np.bincount(group, weights=notes["measure"] + notes["beat"]) / np.bincount(group)
+    steps, gaps = np.diff(bar_at), np.diff(clock)
+    forward = steps > 0
+    if not forward.any():
+        raise DataError("labels have no usable measure/beat data for time_base='beats'")
+    rate = np.median(steps[forward] / gaps[forward])
+    expected = gaps * rate
+    plausible = (steps >= 0) & (np.abs(steps - expected) <= np.maximum(1.0, expected))
+    position = bar_at[0] + np.concatenate([[0.0], np.cumsum(np.where(plausible, steps, expected))])
+    return clock, group, position, rate
+
+
 def beat_positions(notes):
     """Notes → (onsets, offsets) in quarter-note beats from the first bar line.
 
     Uses the CSV release's start_beat / beats when present; otherwise the
-    archive's measure and beat (fraction of the bar) fields: onsets in bars are
-    measure + beat, offsets in bars come from interpolating bar position over
-    the sample clock, and the bar length in quarters is the median ratio of
-    written durations to durations in bars (snapped to half quarters).
+    archive's measure and beat fields through performed_bars: offsets in bars
+    come from interpolating bar position over the sample clock, and the bar's
+    length in quarters is the median ratio of written durations to durations
+    in bars (snapped to half quarters).
     """
     if not np.isnan(notes["start_beat"]).any():
         return notes["start_beat"], notes["start_beat"] + notes["beats"]
-    bars = notes["measure"] + notes["beat"]
-    clock, index = np.unique(notes["start"], return_index=True)
-    bar_at = np.maximum.accumulate(bars[index])
-    if len(clock) < 2 or bar_at[-1] <= bar_at[0]:
-        raise DataError("labels have no usable measure/beat data for time_base='beats'")
-    last_rate = (bar_at[-1] - bar_at[-2]) / (clock[-1] - clock[-2])
-    end_bars = np.where(notes["end"] <= clock[-1], np.interp(notes["end"], clock, bar_at),
-                        bar_at[-1] + (notes["end"] - clock[-1]) * last_rate)
-    lengths = end_bars - bars
+    clock, group, position, rate = performed_bars(notes)
+    onsets = position[group]
+    offsets = np.where(notes["end"] <= clock[-1], np.interp(notes["end"], clock, position),
+                       position[-1] + (notes["end"] - clock[-1]) * rate)
+    lengths = offsets - onsets
     known = ~np.isnan(notes["quarters"]) & (lengths > 0)
     per_bar = np.median(notes["quarters"][known] / lengths[known]) if known.any() else 4.0
     per_bar = max(0.5, round(per_bar * 2) / 2)
-    origin = np.floor(bars.min() * per_bar)
-    return bars * per_bar - origin, end_bars * per_bar - origin
+    origin = np.floor(onsets.min() * per_bar)
+    return onsets * per_bar - origin, offsets * per_bar - origin
 
 
 def organize_song(labels, *, lowest_note=21, highest_note=108, time_base="seconds",
@@ -223,6 +241,7 @@ def main_program(notes):
 
 # ------------------------------------------------------------------ roll cache
 
+ROLL_FORMAT = 2  # bump whenever organize_song changes what it makes, so old caches are not reused
 ROLL_SETTINGS = ("lowest_note", "highest_note", "time_base", "steps_per_second", "steps_per_beat")
 
 
@@ -232,7 +251,7 @@ def cache_path(data_path, cache_dir, settings):
     used = {name: settings[name] for name in ROLL_SETTINGS}
     used.pop("steps_per_beat" if settings["time_base"] == "seconds" else "steps_per_second")
     key = json.dumps({"data": os.path.abspath(data_path), "size": stat.st_size,
-                      "mtime_ns": stat.st_mtime_ns, "format": 1, **used}, sort_keys=True)
+                      "mtime_ns": stat.st_mtime_ns, "format": ROLL_FORMAT, **used}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return os.path.join(cache_dir, f"rolls-{digest}.npz")
 

@@ -203,6 +203,23 @@ def test_changed_settings_never_reuse_a_stale_cache(tmp_path):
     assert len(finer["rolls"][1]) == 24
 
 
+def test_a_repeat_keeps_moving_forward_on_the_beat_grid():
+    """Bars 0-1 played twice (measure numbers jump back): the repeat follows the first time through."""
+    tree = IntervalTree()
+    for time_through in range(2):
+        for measure, pitch in ((0, 60), (1, 62)):
+            for beat in range(2):  # 2/4: two quarter notes a bar, one second each
+                start = (time_through * 4 + measure * 2 + beat) * SR
+                tree.add(Interval(start, start + SR, (1, pitch + time_through * 12, measure, beat / 2, "Quarter")))
+    roll = organize_song(tree, time_base="beats", steps_per_beat=1)
+    expected = np.zeros((8, 88), bool)
+    expected[0:2, 60 - 21] = True
+    expected[2:4, 62 - 21] = True
+    expected[4:6, 72 - 21] = True
+    expected[6:8, 74 - 21] = True
+    np.testing.assert_array_equal(roll, expected)
+
+
 def test_beats_time_base_uses_start_beat_and_duration_when_the_labels_carry_them():
     notes = np.zeros(2, dtype=rolls.NOTE_DTYPE)
     notes["start"], notes["end"] = [0, 44100], [44100, 3 * 44100]   # seconds say nothing about beats here
