@@ -157,14 +157,21 @@ def roll_from_spans(start_frames, end_frames, keys, num_keys):
     return np.cumsum(edges[:-1], axis=0) > 0
 
 
+def weighted_median(values, weights):
+    """The value below which half the total weight lies."""
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return values[order][np.searchsorted(cumulative, cumulative[-1] / 2)]
+
+
 def performed_bars(notes):
     """Notes → (onset times in samples, each note's index into them, bar position at each onset time, bars per sample).
 
-    Bar position is measure + beat (MusicNet's beat is the fraction of the bar).
-    It is unwrapped so that it only moves forward as the performance does:
-    where it jumps back (a repeat) or far from what the elapsed time implies (a
-    skip, a da capo), the step is replaced by the elapsed time at the piece's
-    typical tempo.
+    Bar position is measure + beat (MusicNet's beat is the fraction of the bar),
+    made to move only forward as the performance does: a jump back of a bar or
+    more (a repeat) or far beyond what the elapsed time allows (a skip, a da
+    capo) becomes the elapsed time at the piece's typical tempo; smaller
+    backward wobbles (label noise, parts out of step) are held flat.
     """
     clock, group = np.unique(notes["start"], return_inverse=True)
     bar_at = np.bincount(group, weights=notes["measure"] + notes["beat"]) / np.bincount(group)
@@ -172,11 +179,11 @@ def performed_bars(notes):
     forward = steps > 0
     if not forward.any():
         raise DataError("labels have no usable measure/beat data for time_base='beats'")
-    rate = np.median(steps[forward] / gaps[forward])
+    rate = weighted_median(steps[forward] / gaps[forward], gaps[forward])  # near-simultaneous onsets weigh little
     expected = gaps * rate
-    plausible = (steps >= 0) & (np.abs(steps - expected) <= np.maximum(1.0, expected))
-    position = bar_at[0] + np.concatenate([[0.0], np.cumsum(np.where(plausible, steps, expected))])
-    return clock, group, position, rate
+    jumps = (steps <= -1) | (steps > expected + np.maximum(1.0, expected))
+    unwrapped = bar_at[0] + np.concatenate([[0.0], np.cumsum(np.where(jumps, expected, steps))])
+    return clock, group, np.maximum.accumulate(unwrapped), rate
 
 
 def beat_positions(notes):
