@@ -155,3 +155,15 @@ def test_help_lists_every_setting(capsys):
     assert cd.main(["--help"]) == 0
     printed = capsys.readouterr().out
     assert all(f"--{name}=" in printed for name in cd.SETTING_NAMES)
+
+
+def test_a_silent_piece_is_written_and_reported(tmp_path, capsys):
+    settings = {**cd.default_settings(), "output_dir": str(tmp_path)}
+    paths = cd.generate_MIDI([np.zeros((8, 88), bool)], settings, program=1)
+    assert paths == [str(tmp_path / "generated_1.mid")]
+    assert "is silent" in capsys.readouterr().out
+
+
+def test_generated_midi_uses_the_program_that_covers_most_training_frames():
+    assert cd.most_played_program([1, 41, 41, 1], [500, 100, 100, 50]) == 1
+    assert cd.most_played_program([1, 41, 41], [100, 80, 80]) == 41
