@@ -3,14 +3,14 @@
 Pure: builds layers, computes losses and samples. Reads no files, prints
 nothing, knows no globals. Rolls are `(batch, frames, keys)` float 0/1.
 
-    model = MusicLSTM(num_keys=88, units=256, layers=2, head="nade")
+    model = MusicLSTM(num_keys=88, units=128, layers=1, head="nade", head_units=64)
     logits = model(rolls)      # (batch, frames - 1, keys): frame t+1 given frames ..t
     nats = frame_nll(rolls[:, 1:], logits)   # (batch, frames - 1)
 
-Heads:
-- "sigmoid": every key an independent Bernoulli given the LSTM state.
+The head sees a context: the top LSTM output beside the current frame.
+- "sigmoid": every key of the next frame an independent Bernoulli given the context.
 - "nade": RNN-NADE (Boulanger-Lewandowski et al. 2012): keys drawn lowest first,
-  each conditioned on the LSTM state and on the keys already drawn in its frame.
+  each conditioned on the context and on the keys already drawn in its frame.
 """
 import keras
 import numpy as np
