@@ -210,7 +210,7 @@ def make_window_dataset(train_rolls, settings):
             super().__init__()
             self.rolls = train_rolls
             self.lengths = np.array([len(roll) for roll in train_rolls])
-            self.width = min(settings["seq_len"] + 1, self.lengths.max())  # fixed, so XLA compiles once
+            self.width = min(settings["seq_len"] + 1, self.lengths.max())  # one shape: traced once
             spans = np.minimum(self.lengths, self.width) - 1               # targets per window of each song
             self.odds = (self.lengths - 1) / spans                         # every frame equally likely to be seen
             self.odds /= self.odds.sum()

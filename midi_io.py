@@ -68,9 +68,6 @@ def midi_to_roll(path, *, lowest_note, highest_note, frames_per_second):
     spans = np.array(spans, dtype=float).reshape(-1, 3)
     inside = (spans[:, 2] >= lowest_note) & (spans[:, 2] <= highest_note)
     num_keys = highest_note - lowest_note + 1
-    roll = roll_from_spans(spans[inside, 0] * frames_per_second, spans[inside, 1] * frames_per_second,
-                           spans[inside, 2].astype(np.int64) - lowest_note, num_keys)
-    num_frames = int(np.ceil(midi.length * frames_per_second - 1e-6))
-    padded = np.zeros((max(num_frames, len(roll)), num_keys), bool)
-    padded[:len(roll)] = roll
-    return padded
+    return roll_from_spans(spans[inside, 0] * frames_per_second, spans[inside, 1] * frames_per_second,
+                           spans[inside, 2].astype(np.int64) - lowest_note, num_keys,
+                           num_frames=int(np.ceil(midi.length * frames_per_second - 1e-6)))

@@ -136,22 +136,22 @@ def labels_to_notes(labels):
 
 # ------------------------------------------------------------------ notes → rolls
 
-def roll_from_spans(start_frames, end_frames, keys, num_keys):
+def roll_from_spans(start_frames, end_frames, keys, num_keys, num_frames=0):
     """Note spans in frame units → (frames, num_keys) bool roll.
 
     Frame k is the instant k: a note sounds in frame k when start <= k < end.
     A note containing no such instant sounds in the frame nearest its middle.
-    The roll has ceil(max end) frames.
+    The roll has max(num_frames, ceil(max end)) frames.
     """
     eps = 1e-6  # absorbs float error in the frame positions
-    num_frames = int(np.ceil(end_frames.max() - eps)) if len(end_frames) else 0
+    extent = int(np.ceil(end_frames.max() - eps)) if len(end_frames) else 0
     first = np.ceil(start_frames - eps).astype(np.int64)
     stop = np.ceil(end_frames - eps).astype(np.int64)
     short = stop <= first
     nearest = np.floor((start_frames + end_frames) / 2 + 0.5).astype(np.int64)
-    first = np.where(short, np.minimum(nearest, num_frames - 1), first)
+    first = np.where(short, np.minimum(nearest, extent - 1), first)
     stop = np.where(short, first + 1, stop)
-    edges = np.zeros((num_frames + 1, num_keys), np.int32)
+    edges = np.zeros((max(num_frames, extent) + 1, num_keys), np.int32)
     np.add.at(edges, (first, keys), 1)
     np.add.at(edges, (stop, keys), -1)
     return np.cumsum(edges[:-1], axis=0) > 0
@@ -230,12 +230,9 @@ def organize_song(labels, *, lowest_note=21, highest_note=108, time_base="second
         starts, ends = onsets * steps_per_beat, offsets * steps_per_beat
     else:
         raise DataError(f"time_base must be 'seconds' or 'beats', not {time_base!r}")
-    num_frames = int(np.ceil(ends.max() - 1e-6))
     inside = (notes["note"] >= lowest_note) & (notes["note"] <= highest_note)
-    roll = roll_from_spans(starts[inside], ends[inside], notes["note"][inside] - lowest_note, num_keys)
-    padded = np.zeros((num_frames, num_keys), bool)
-    padded[:len(roll)] = roll
-    return padded
+    return roll_from_spans(starts[inside], ends[inside], notes["note"][inside] - lowest_note, num_keys,
+                           num_frames=int(np.ceil(ends.max() - 1e-6)))  # dropped notes still set the length
 
 
 def main_program(notes):

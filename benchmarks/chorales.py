@@ -26,14 +26,14 @@ from intervaltree import Interval, IntervalTree
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "data"))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "data")]
 from make_sample import QUARTET, score_to_labels, write_musicnet_archive  # noqa: E402
+from rolls import SAMPLE_RATE  # noqa: E402
 
 DATA_DIR = os.path.join(HERE, "data")
 ARCHIVE = os.path.join(DATA_DIR, "chorales.npz")
 SPLIT = os.path.join(DATA_DIR, "chorales_split.json")
 BPM = 60  # one quarter note per second: --steps_per_second=1 is one frame per quarter
-SAMPLE_RATE = 44100
 SPLIT_SEED = 2012
 PUBLISHED = [  # JSB Chorales, test frame NLL in nats (their data set, not this one: a guide, not a tie)
     ("GRU (Chung et al. 2014)", 8.54),
