@@ -12,14 +12,15 @@ so a bad setting or a preprocessing run answers at once.
 import json
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 import rolls
+import sources
+from files import DataError, atomic_write, make_dir
 from midi_io import roll_to_midi
-from rolls import DataError, organize_song  # noqa: F401  (organize_song is part of this module's interface)
+from rolls import BadRecording
 
 # ------------------------------------------------------------------ settings
 # data
@@ -28,6 +29,7 @@ split_path = ""                  # optional JSON {"train": [ids], "valid": [ids]
 cache_dir = "data/cache"         # where preprocessed piano rolls are cached (named by a settings hash)
 save_mode = "auto"               # True: preprocess and save the cache; False: load the cache only; "auto": either
 output_dir = "output"            # checkpoint, metrics.json, settings.json and MIDI files land here
+max_member_mb = 1000.0           # largest archive member read, MB uncompressed (30 min of MusicNet audio is ~640)
 # piano roll
 lowest_note = 21                 # MIDI note of the roll's first key (21 = A0)
 highest_note = 108               # MIDI note of the roll's last key (108 = C8)
@@ -122,11 +124,15 @@ def check_settings(settings):
 
 def write_json(path, data):
     """Write data as indented JSON, atomically."""
-    handle, temp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
+    with atomic_write(path, "w") as file:
         json.dump(data, file, indent=2)
         file.write("\n")
-    os.replace(temp, path)
+
+
+def organize_song(labels, **settings):
+    """One recording's labels (MusicNet intervals, or a NOTE_DTYPE array) → (frames, keys) bool piano roll."""
+    notes = labels if isinstance(labels, np.ndarray) and labels.dtype == rolls.NOTE_DTYPE else sources.notes_from_labels(labels)
+    return rolls.organize_song(notes, **settings)
 
 
 # ------------------------------------------------------------------ data
@@ -331,15 +337,57 @@ def generate_MIDI(songs, settings, program):
 
 # ------------------------------------------------------------------ main
 
+def preprocess(data, settings):
+    """Read and organize every recording → {'ids', 'rolls', 'programs', 'skipped': [(id, reason)]}; bad recordings are skipped."""
+    from tqdm import tqdm
+    ids = sources.archive_ids(data)
+    songs = {"ids": [], "rolls": [], "programs": [], "skipped": []}
+    recordings = sources.read_archive(data, ids, settings["max_member_mb"])
+    for song_id, notes, problem in tqdm(recordings, total=len(ids), desc="preprocessing", unit="song"):
+        try:
+            roll = rolls.organize_song(notes, **settings) if problem is None else None
+        except BadRecording as err:
+            problem = str(err)
+        if problem is not None:
+            tqdm.write(f"warning: skipped recording '{song_id}': {problem}")
+            songs["skipped"].append((song_id, problem))
+            continue
+        songs["ids"].append(song_id)
+        songs["rolls"].append(roll)
+        songs["programs"].append(rolls.main_program(notes))
+    return songs
+
+
+def load_or_preprocess(data, settings):
+    """Rolls for a data file: 'auto' uses a matching cache or builds one; True rebuilds; False only loads."""
+    path = rolls.cache_path(sources.fingerprint(data), settings["cache_dir"], settings)
+    if settings["save_mode"] is False or (settings["save_mode"] == "auto" and os.path.exists(path)):
+        if not os.path.exists(path):
+            raise DataError(f"no roll cache matches these settings ({path}); run with --save_mode=True or auto")
+        print(f"using roll cache {path}")
+        return rolls.load_rolls(path)
+    songs = preprocess(data, settings)
+    make_dir(settings["cache_dir"], "cache folder")
+    rolls.save_rolls(path, songs)
+    print(f"built roll cache {path}")
+    return songs
+
+
 def load_songs(data, settings):
-    """Archive path → ({'train', 'valid', 'test'}: lists of rolls of two frames or more, split ids, training program)."""
-    songs = rolls.load_or_build_rolls(data, settings["cache_dir"], settings["save_mode"], settings)
-    by_id = dict(zip(songs["ids"], songs["rolls"]))
-    split = split_ids(songs["ids"], settings["split_path"])
-    parts = {part: [by_id[i] for i in ids if len(by_id[i]) > 1] for part, ids in split.items()}
+    """Data file → ({'train', 'valid', 'test'}: lists of rolls of two frames or more, split ids, training program)."""
+    songs = load_or_preprocess(data, settings)
+    if songs["skipped"]:
+        print(f"skipped {len(songs['skipped'])} of {len(songs['ids']) + len(songs['skipped'])} recordings "
+              "whose labels cannot be used: " + ", ".join(song_id for song_id, _ in songs["skipped"][:10]))
+    usable = [i for i, roll in enumerate(songs["rolls"]) if roll.any(axis=1).sum() > 1]  # not empty, not one note
+    ids = [songs["ids"][i] for i in usable]
+    by_id = {songs["ids"][i]: songs["rolls"][i] for i in usable}
+    split = split_ids(ids, settings["split_path"])
+    parts = {part: [by_id[i] for i in split_part] for part, split_part in split.items()}
     if not all(parts.values()):
-        raise DataError("need at least one song of two frames or more in each of train, valid and test (have "
-                        + ", ".join(f"{len(parts[part])} {part}" for part in ("train", "valid", "test")) + ")")
+        raise DataError("need at least one usable song in each of train, valid and test (have "
+                        + ", ".join(f"{len(parts[part])} {part}" for part in ("train", "valid", "test"))
+                        + f" of {len(ids)} usable recordings)")
     print(f"songs: {len(parts['train'])} train, {len(parts['valid'])} valid, {len(parts['test'])} test; "
           f"{sum(map(len, parts['train']))} training frames")
     programs = dict(zip(songs["ids"], songs["programs"]))

@@ -1,24 +1,22 @@
-"""MusicNet labels → piano rolls, with no TensorFlow anywhere in the path.
+"""Notes → piano rolls on the seconds or beat grid, and the roll cache; no TensorFlow anywhere in the path.
 
-Reads a MusicNet-format archive one recording at a time through a restricted
-unpickler, turns each recording's labels into a `(frames, keys)` bool piano
-roll, and keeps the rolls in a plain (pickle-free) npz cache named by a hash of
-the settings that produced it.
+Turns one recording's notes (the NOTE_DTYPE form every reader in `sources`
+produces) into a `(frames, keys)` bool piano roll, and keeps rolls in a plain
+(pickle-free) npz cache named by a hash of what produced them.
 
-    from rolls import read_archive, organize_song
-    for song_id, labels in read_archive("data/sample.npz"):
-        roll = organize_song(labels, steps_per_second=8.0)   # (frames, 88) bool
+    from sources import read_archive
+    from rolls import organize_song
+    for song_id, notes, problem in read_archive("data/sample.npz"):
+        roll = organize_song(notes, steps_per_second=8.0)   # (frames, 88) bool
 """
 import hashlib
-import io
 import json
 import os
-import pickle
-import tempfile
 import zipfile
 
 import numpy as np
-from tqdm import tqdm
+
+from files import DataError, atomic_write
 
 SAMPLE_RATE = 44100  # MusicNet's label clock: samples per second
 
@@ -36,102 +34,25 @@ NOTE_DTYPE = np.dtype([
     ("beats", "f8"),       # duration in beats (the CSV release's 'end_beat')
 ])
 
-_BASE_VALUES = {"Sixty Fourth": 1 / 16, "Thirty Second": 1 / 8, "Sixteenth": 1 / 4,
-                "Eighth": 1 / 2, "Quarter": 1.0, "Half": 2.0, "Whole": 4.0}
+class BadRecording(DataError):
+    """One recording's notes cannot be used (NaN times, impossible pitches...); the run skips it."""
 
 
-class DataError(Exception):
-    """A data file or label set that cannot be used; the message is for the user."""
-
-
-# ---------------------------------------------------------------- reading archives
-
-# The only globals a MusicNet archive may name (Python 2 names mapped first).
-_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
-    ("intervaltree.intervaltree", "IntervalTree"), ("intervaltree.interval", "Interval"),
-    ("copyreg", "_reconstructor"), ("_codecs", "encode"),
-    ("builtins", "object"), ("builtins", "set"), ("builtins", "frozenset"),
-    ("builtins", "list"), ("builtins", "tuple"), ("builtins", "dict"), ("builtins", "bytes"), ("builtins", "bytearray"),
-}
-_RENAMED_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg",
-                    "numpy.core.multiarray": "numpy._core.multiarray"}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that builds only numpy arrays, intervaltree objects and builtin containers."""
-
-    def find_class(self, module, name):
-        module = _RENAMED_MODULES.get(module, module)
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refused to load {module}.{name}")
-        return super().find_class(module, name)
-
-
-def load_member(raw, name):
-    """Bytes of one .npy archive member → the object it holds, never running code from it."""
-    stream = io.BytesIO(raw)
-    try:
-        version = np.lib.format.read_magic(stream)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                       (2, 0): np.lib.format.read_array_header_2_0}[version]
-        shape, fortran, dtype = read_header(stream)
-        if not dtype.hasobject:
-            stream.seek(0)
-            return np.lib.format.read_array(stream, allow_pickle=False)
-        return RestrictedUnpickler(stream, encoding="latin1").load()
-    except Exception as err:  # any malformed or hostile member
-        raise DataError(f"archive member '{name}' cannot be read safely: {err}") from None
-
-
-def archive_ids(path):
-    """Recording ids in a MusicNet-format npz archive, sorted."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (OSError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path} is not a readable MusicNet npz archive ({err})") from None
-    return sorted(name[:-4] for name in names if name.endswith(".npy"))
-
-
-def read_archive(path, ids=None):
-    """Yield (id, labels) for each recording of a MusicNet npz, one at a time."""
-    with zipfile.ZipFile(path) as archive:
-        for song_id in ids if ids is not None else archive_ids(path):
-            entry = load_member(archive.read(song_id + ".npy"), song_id)
-            if not (isinstance(entry, np.ndarray) and entry.dtype == object and entry.shape == (2,)):
-                raise DataError(f"archive member '{song_id}' is not an (audio, labels) pair")
-            yield song_id, entry[1]
-
-
-# ------------------------------------------------------------------ labels → notes
-
-def quarters_from_name(note_value):
-    """MusicNet note-value name ('Dotted Quarter', b'Eighth') → quarter notes; NaN if unknown."""
-    if isinstance(note_value, bytes):
-        note_value = note_value.decode("latin1")
-    name, scale = str(note_value).strip(), 1.0
-    for prefix, factor in (("Dotted ", 1.5), ("Triplet ", 2 / 3)):
-        if name.startswith(prefix):
-            name, scale = name[len(prefix):], factor
-    return _BASE_VALUES.get(name, np.nan) * scale
-
-
-def labels_to_notes(labels):
-    """IntervalTree / iterable of Interval(start, end, (instrument, note, measure, beat, note_value)) → NOTE_DTYPE array."""
-    if isinstance(labels, np.ndarray) and labels.dtype == NOTE_DTYPE:
-        return labels
-    rows = []
-    for interval in labels:
-        try:
-            instrument, note, measure, beat, note_value = interval[2]
-            rows.append((interval[0], interval[1], instrument, note, measure, beat,
-                         quarters_from_name(note_value), np.nan, np.nan))
-        except (TypeError, ValueError, IndexError):
-            raise DataError(f"label {interval!r} is not (start, end, (instrument, note, measure, beat, note_value))") from None
-    notes = np.array(rows, dtype=NOTE_DTYPE)
-    return notes[np.lexsort((notes["note"], notes["start"]))]
+def check_notes(notes):
+    """Raise BadRecording naming the first problem in a NOTE_DTYPE array; return it unchanged if usable."""
+    starts, ends = notes["start"], notes["end"]
+    problems = [
+        (~np.isfinite(starts) | ~np.isfinite(ends), "a start or end time that is not a finite number"),
+        (starts < 0, "a negative start time"),
+        (ends < starts, "a note that ends before it starts"),
+        ((notes["note"] < 0) | (notes["note"] > 127), "a note outside MIDI 0-127"),
+        ((notes["instrument"] < 0) | (notes["instrument"] > 128), "an instrument outside MIDI programs 1-128"),
+    ]
+    for bad, reason in problems:
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise BadRecording(f"{reason} (label {first} of {len(notes)})")
+    return notes
 
 
 # ------------------------------------------------------------------ notes → rolls
@@ -209,16 +130,15 @@ def beat_positions(notes):
     return onsets * per_bar - origin, offsets * per_bar - origin
 
 
-def organize_song(labels, *, lowest_note=21, highest_note=108, time_base="seconds",
+def organize_song(notes, *, lowest_note=21, highest_note=108, time_base="seconds",
                   steps_per_second=8.0, steps_per_beat=4, sample_rate=SAMPLE_RATE, **_):
-    """One recording's labels → (frames, highest_note - lowest_note + 1) bool piano roll.
+    """One recording's NOTE_DTYPE notes → (frames, highest_note - lowest_note + 1) bool piano roll.
 
     time_base 'seconds': frame k is the instant k / steps_per_second seconds;
     'beats': frame k is k / steps_per_beat quarter-note beats from the first bar.
     Notes outside lowest_note..highest_note (MIDI) are dropped. Extra keyword
-    settings are ignored, so `organize_song(labels, **settings)` works.
+    settings are ignored, so `organize_song(notes, **settings)` works.
     """
-    notes = labels_to_notes(labels)
     num_keys = highest_note - lowest_note + 1
     if len(notes) == 0:
         return np.zeros((0, num_keys), bool)
@@ -245,46 +165,28 @@ def main_program(notes):
 
 # ------------------------------------------------------------------ roll cache
 
-ROLL_FORMAT = 2  # bump whenever organize_song changes what it makes, so old caches are not reused
+ROLL_FORMAT = 3  # bump whenever organize_song changes what it makes, so old caches are not reused
 ROLL_SETTINGS = ("lowest_note", "highest_note", "time_base", "steps_per_second", "steps_per_beat")
 
 
-def cache_path(data_path, cache_dir, settings):
-    """Path of the roll cache for this archive (identified by path, size, mtime) and these settings."""
-    stat = os.stat(data_path)
+def cache_path(fingerprint, cache_dir, settings):
+    """Path of the roll cache for a data source (its fingerprint: files, sizes, mtimes) and these settings."""
     used = {name: settings[name] for name in ROLL_SETTINGS}
     used.pop("steps_per_beat" if settings["time_base"] == "seconds" else "steps_per_second")
-    key = json.dumps({"data": os.path.abspath(data_path), "size": stat.st_size,
-                      "mtime_ns": stat.st_mtime_ns, "format": ROLL_FORMAT, **used}, sort_keys=True)
+    key = json.dumps({"data": fingerprint, "format": ROLL_FORMAT, **used}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return os.path.join(cache_dir, f"rolls-{digest}.npz")
 
 
-def build_rolls(data_path, settings):
-    """Preprocess every recording of an archive → {'ids', 'rolls' (list of bool arrays), 'programs'}."""
-    ids = archive_ids(data_path)
-    rolls, programs = [], []
-    for song_id, labels in tqdm(read_archive(data_path, ids), total=len(ids), desc="preprocessing", unit="song"):
-        try:
-            notes = labels_to_notes(labels)
-            rolls.append(organize_song(notes, **settings))
-        except DataError as err:
-            raise DataError(f"recording '{song_id}': {err}") from None
-        programs.append(main_program(notes))
-    return {"ids": ids, "rolls": rolls, "programs": programs}
-
-
 def save_rolls(path, songs):
-    """Write songs to a pickle-free npz: packed bits, frame offsets, ids, programs (atomic)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    """Write songs to a pickle-free npz (atomic): packed bits, frame offsets, ids, programs, skipped ids and reasons."""
     lengths = np.array([len(roll) for roll in songs["rolls"]], np.int64)
     frames = np.concatenate(songs["rolls"]) if songs["rolls"] else np.zeros((0, 0), bool)
-    handle, temp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    with os.fdopen(handle, "wb") as file:
+    with atomic_write(path) as file:
         np.savez(file, ids=np.array(songs["ids"], dtype=str), lengths=lengths,
                  num_keys=np.int64(frames.shape[1]), packed=np.packbits(frames, axis=1),
-                 programs=np.array(songs["programs"], np.int16))
-    os.replace(temp, path)
+                 programs=np.array(songs["programs"], np.int16),
+                 skipped=np.array(songs["skipped"], dtype=str).reshape(-1, 2))
 
 
 def load_rolls(path):
@@ -295,20 +197,7 @@ def load_rolls(path):
             bounds = np.cumsum(cache["lengths"])[:-1]
             return {"ids": [str(song_id) for song_id in cache["ids"]],
                     "rolls": np.split(frames, bounds) if len(cache["lengths"]) else [],
-                    "programs": [int(program) for program in cache["programs"]]}
+                    "programs": [int(program) for program in cache["programs"]],
+                    "skipped": [(str(song_id), str(reason)) for song_id, reason in cache["skipped"]]}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise DataError(f"roll cache {path} is damaged ({err}); delete it or run with --save_mode=True") from None
-
-
-def load_or_build_rolls(data_path, cache_dir, save_mode, settings):
-    """Rolls for an archive: 'auto' uses a matching cache or builds one; True rebuilds; False only loads."""
-    path = cache_path(data_path, cache_dir, settings)
-    if save_mode is False or (save_mode == "auto" and os.path.exists(path)):
-        if not os.path.exists(path):
-            raise DataError(f"no roll cache matches these settings ({path}); run with --save_mode=True or auto")
-        print(f"using roll cache {path}")
-        return load_rolls(path)
-    songs = build_rolls(data_path, settings)
-    save_rolls(path, songs)
-    print(f"built roll cache {path}")
-    return songs

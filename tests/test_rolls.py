@@ -1,14 +1,14 @@
-"""Labels → piano rolls, the archive reader and the roll cache."""
+"""Notes → piano rolls and the roll cache."""
 import os
-import zipfile
 
 import numpy as np
 import pytest
 from intervaltree import Interval, IntervalTree
 
 import rolls
-from classically_deep import organize_song
-from conftest import SR, labels, musicnet_entry, write_py2_style_archive
+import sources
+from classically_deep import load_or_preprocess as load_or_preprocess_songs, organize_song
+from conftest import SR, labels, musicnet_entry
 
 FPS = 4  # frames per second in these tests: frame k is the instant k / 4 s
 
@@ -57,9 +57,9 @@ def test_bytes_note_value_reads_like_str():
     as_bytes = organize_song(labels((60, 0.0, 1.0, b"Dotted Quarter")), steps_per_second=FPS)
     as_str = organize_song(labels((60, 0.0, 1.0, "Dotted Quarter")), steps_per_second=FPS)
     np.testing.assert_array_equal(as_bytes, as_str)
-    assert rolls.quarters_from_name(b"Dotted Quarter") == 1.5
-    assert rolls.quarters_from_name("Triplet Eighth") == pytest.approx(1 / 3)
-    assert np.isnan(rolls.quarters_from_name("Unknown"))
+    assert sources.quarters_from_name(b"Dotted Quarter") == 1.5
+    assert sources.quarters_from_name("Triplet Eighth") == pytest.approx(1 / 3)
+    assert np.isnan(sources.quarters_from_name("Unknown"))
 
 
 def test_empty_labels_give_an_empty_roll():
@@ -103,64 +103,6 @@ def test_beats_time_base_is_tempo_free():
     np.testing.assert_array_equal(fast, expected)
 
 
-# ---------------------------------------------------------------- archives
-
-def test_reader_loads_an_archive_pickled_the_way_musicnet_was(tmp_path):
-    tree = labels((60, 0.0, 1.0, "Quarter"), (64, 0.5, 1.5, "Half"))
-    path = tmp_path / "musicnet.npz"
-    write_py2_style_archive(path, {"2494": musicnet_entry(tree, np.ones(10, np.float32)), "1727": musicnet_entry(IntervalTree())})
-    songs = dict(rolls.read_archive(path))
-    assert sorted(songs) == ["1727", "2494"]
-    assert songs["2494"] == tree
-    assert len(songs["1727"]) == 0
-
-
-def test_py2_style_member_names_python2_modules(tmp_path):
-    path = tmp_path / "musicnet.npz"
-    write_py2_style_archive(path, {"2494": musicnet_entry(labels((60, 0.0, 1.0)))})
-    raw = zipfile.ZipFile(path).read("2494.npy")
-    assert b"copy_reg" in raw or b"__builtin__" in raw  # the fixture really is Python-2 flavoured
-
-
-def test_reader_loads_an_archive_written_with_np_savez(tmp_path):
-    tree = labels((60, 0.0, 1.0))
-    np.savez(tmp_path / "a.npz", **{"0001": musicnet_entry(tree)})
-    assert dict(rolls.read_archive(tmp_path / "a.npz"))["0001"] == tree
-
-
-class Exploit:
-    """Pickles to a call of os.system: loading it must never run the command."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-def test_malicious_pickle_is_refused_and_not_executed(tmp_path):
-    marker = tmp_path / "pwned"
-    path = tmp_path / "evil.npz"
-    write_py2_style_archive(path, {"0666": musicnet_entry(labels((60, 0.0, 1.0))), "0667": Exploit(marker)})
-    with pytest.raises(rolls.DataError, match="'0667'.*refused"):
-        dict(rolls.read_archive(path))
-    assert not marker.exists()
-
-
-def test_member_that_is_not_an_audio_labels_pair_is_refused(tmp_path):
-    path = tmp_path / "odd.npz"
-    write_py2_style_archive(path, {"0001": [1, 2, 3]})
-    with pytest.raises(rolls.DataError, match="'0001'"):
-        dict(rolls.read_archive(path))
-
-
-def test_a_file_that_is_not_an_archive_is_a_clear_error(tmp_path):
-    path = tmp_path / "notes.npz"
-    path.write_text("not a zip")
-    with pytest.raises(rolls.DataError, match="not a readable MusicNet npz archive"):
-        rolls.archive_ids(path)
-
-
 # ---------------------------------------------------------------- cache
 
 SETTINGS = {"lowest_note": 21, "highest_note": 108, "time_base": "seconds", "steps_per_second": 4.0, "steps_per_beat": 4}
@@ -171,12 +113,16 @@ def write_two_song_archive(path):
                       "0002": musicnet_entry(labels((48, 0.0, 3.0), instrument=41))})
 
 
+def load_or_preprocess(data, cache_dir, save_mode, settings):
+    return load_or_preprocess_songs(data, {**settings, "cache_dir": cache_dir, "save_mode": save_mode, "max_member_mb": 1000.0})
+
+
 def test_cache_hit_equals_cache_miss(tmp_path):
     data = tmp_path / "a.npz"
     write_two_song_archive(data)
-    built = rolls.load_or_build_rolls(data, tmp_path / "cache", "auto", SETTINGS)
+    built = load_or_preprocess(data, tmp_path / "cache", "auto", SETTINGS)
     assert len(os.listdir(tmp_path / "cache")) == 1
-    cached = rolls.load_or_build_rolls(data, tmp_path / "cache", False, SETTINGS)
+    cached = load_or_preprocess(data, tmp_path / "cache", False, SETTINGS)
     assert built["ids"] == cached["ids"] == ["0001", "0002"]
     assert built["programs"] == cached["programs"] == [1, 41]
     for fresh, stored in zip(built["rolls"], cached["rolls"]):
@@ -187,7 +133,7 @@ def test_cache_hit_equals_cache_miss(tmp_path):
 def test_cache_is_plain_npz_without_pickles(tmp_path):
     data = tmp_path / "a.npz"
     write_two_song_archive(data)
-    rolls.load_or_build_rolls(data, tmp_path / "cache", True, SETTINGS)
+    load_or_preprocess(data, tmp_path / "cache", True, SETTINGS)
     (cache,) = (tmp_path / "cache").iterdir()
     with np.load(cache, allow_pickle=False) as stored:
         assert all(stored[name].dtype != object for name in stored.files)
@@ -196,10 +142,10 @@ def test_cache_is_plain_npz_without_pickles(tmp_path):
 def test_changed_settings_never_reuse_a_stale_cache(tmp_path):
     data = tmp_path / "a.npz"
     write_two_song_archive(data)
-    rolls.load_or_build_rolls(data, tmp_path / "cache", "auto", SETTINGS)
+    load_or_preprocess(data, tmp_path / "cache", "auto", SETTINGS)
     with pytest.raises(rolls.DataError, match="no roll cache matches"):
-        rolls.load_or_build_rolls(data, tmp_path / "cache", False, {**SETTINGS, "steps_per_second": 8.0})
-    finer = rolls.load_or_build_rolls(data, tmp_path / "cache", "auto", {**SETTINGS, "steps_per_second": 8.0})
+        load_or_preprocess(data, tmp_path / "cache", False, {**SETTINGS, "steps_per_second": 8.0})
+    finer = load_or_preprocess(data, tmp_path / "cache", "auto", {**SETTINGS, "steps_per_second": 8.0})
     assert len(finer["rolls"][1]) == 24
 
 
@@ -241,8 +187,8 @@ def test_labels_without_bar_data_are_refused_for_the_beat_grid():
 def test_a_damaged_cache_is_a_clear_error(tmp_path):
     data = tmp_path / "a.npz"
     write_two_song_archive(data)
-    rolls.load_or_build_rolls(data, tmp_path / "cache", "auto", SETTINGS)
+    load_or_preprocess(data, tmp_path / "cache", "auto", SETTINGS)
     (cache,) = (tmp_path / "cache").iterdir()
     cache.write_bytes(cache.read_bytes()[:100])
     with pytest.raises(rolls.DataError, match="damaged"):
-        rolls.load_or_build_rolls(data, tmp_path / "cache", "auto", SETTINGS)
+        load_or_preprocess(data, tmp_path / "cache", "auto", SETTINGS)

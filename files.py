@@ -1,0 +1,74 @@
+"""Files the pipeline writes and reads: atomic writes with ordinary permissions, and checked input paths.
+
+    from files import atomic_write
+    with atomic_write("output/metrics.json", "w") as file:
+        json.dump(metrics, file)        # the old file stays whole until the new one is complete
+
+Every file the project writes goes through `atomic_write`: it is written to a
+temporary name beside the target, flushed to disk, given the permissions a
+plain `open()` would give (0666 less the umask) and renamed into place, so
+an interruption never leaves a half-written file where a good one was.
+"""
+import contextlib
+import os
+import stat
+import tempfile
+
+
+class DataError(Exception):
+    """A data file, path or label set that cannot be used; the message is for the user."""
+
+
+def _umask():
+    """The process umask (read without changing it for longer than a moment)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb"):
+    """Open a temporary file beside `path` for writing; on success it replaces `path`, on error it is removed."""
+    directory = os.path.dirname(os.fspath(path)) or "."
+    try:
+        handle, temp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    except OSError as err:
+        raise DataError(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(handle, mode) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temp, 0o666 & ~_umask())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def make_dir(path, what="folder"):
+    """Create a folder (and its parents) or raise DataError saying why it cannot be."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (OSError, ValueError) as err:
+        reason = "a file is in the way" if isinstance(err, FileExistsError) else getattr(err, "strerror", None) or err
+        raise DataError(f"cannot create {what} {path}: {reason}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataError(f"cannot write to {what} {path}: permission denied")
+
+
+def check_readable_file(path, what="data file"):
+    """Raise DataError unless `path` is a regular file this process can read (no FIFOs, devices or folders)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{path} not found") from None
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot read {what} {path}: {getattr(err, 'strerror', None) or err}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise DataError(f"{what} {path} is {kind}")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"cannot read {what} {path}: permission denied")
+    return info

@@ -1,0 +1,262 @@
+"""Loads one pickled MusicNet archive member as plain data, building nothing a MusicNet archive does not need.
+
+    audio, labels = load_entry(stream)   # labels: list of Interval(begin, end, data) tuples
+
+Security-critical and meant to be read in one sitting. The rules:
+- `find_class` never hands out a real class or function. Every global a
+  MusicNet pickle may name (numpy's array and dtype reconstruction, numpy
+  scalars, intervaltree's `IntervalTree` and `Interval`, `set`, `bytes`,
+  `_codecs.encode`) maps to a stand-in below that checks its arguments and
+  builds only numbers, strings, bytes, lists, tuples and our own inert
+  `PendingArray` / `PendingDtype` records. Anything else is refused.
+- BUILD (`__setstate__`) reaches only those records, and they accept only
+  the exact states numpy writes for a plain numeric or object dtype (no
+  fields, no sub-arrays, no forged flags) and for an array whose data is
+  exactly as long as its shape says. Numeric data is viewed, not copied,
+  so an array is never larger than the bytes it came from.
+- Object arrays are 1-D lists; intervaltree objects become plain tuples.
+- `check_entry` then walks the result against the one shape a member may
+  have, an (audio, labels) pair, to a fixed depth, and turns every record
+  into a real numpy array. Error messages name types, never repr() data.
+"""
+import math
+import pickle
+from typing import Any, NamedTuple
+
+import numpy as np
+
+# dtype strings a MusicNet member may use, as numpy pickles them ('O8' is the object dtype)
+_NUMERIC_DTYPES = {f"{kind}{size}" for kind, sizes in (("b", "1"), ("i", "1248"), ("u", "1248"), ("f", "248"))
+                   for size in sizes} | {"c8", "c16"}
+_OBJECT_DTYPES = {"O8", "O4", "O"}
+_BYTE_ORDERS = {"<", ">", "|", "="}
+_NUMPY_FLAGS = {"numeric": {0}, "object": {63}}  # the flags numpy writes for these dtypes, nothing else
+_MAX_NDIM = 8
+
+
+class UnsafePickle(pickle.UnpicklingError):
+    """The member names or builds something a MusicNet archive never holds."""
+
+
+class Interval(NamedTuple):
+    """One label as plain data: begin and end in samples, data the label's field tuple."""
+    begin: Any
+    end: Any
+    data: Any
+
+
+def _text(value, what):
+    """A str, or bytes decoded as latin-1 (Python 2 pickles loaded with encoding='bytes')."""
+    if isinstance(value, bytes):
+        return value.decode("latin1")
+    if isinstance(value, str):
+        return value
+    raise UnsafePickle(f"{what} must be text, not {type(value).__name__}")
+
+
+class PendingDtype:
+    """Stand-in for numpy.dtype(spec, align, copy) and its BUILD; `.dtype` is the real, checked dtype."""
+
+    def __init__(self, spec, align=False, copy=True):
+        spec = _text(spec, "dtype")
+        flags_ok = type(align) in (bool, int) and not align and type(copy) in (bool, int) and copy
+        if spec not in _NUMERIC_DTYPES | _OBJECT_DTYPES or not flags_ok:
+            raise UnsafePickle(f"dtype {spec[:20]!r} is not a plain numeric or object dtype")
+        self.kind = "object" if spec in _OBJECT_DTYPES else "numeric"
+        self.dtype = np.dtype("O" if self.kind == "object" else spec)
+        self.built = False
+
+    def __setstate__(self, state):
+        if self.built or not isinstance(state, tuple) or len(state) != 8:
+            raise UnsafePickle("dtype state is not the one numpy writes")
+        version, order, subarray, names, fields, elsize, alignment, flags = state
+        order = _text(order, "byte order")
+        if (version != 3 or order not in _BYTE_ORDERS or subarray is not None or names is not None
+                or fields is not None or elsize != -1 or alignment != -1
+                or type(flags) is not int or flags not in _NUMPY_FLAGS[self.kind]):
+            raise UnsafePickle("dtype state has fields, sub-arrays or flags a plain dtype never has")
+        if self.kind == "numeric" and order in "<>":
+            self.dtype = self.dtype.newbyteorder(order)
+        self.built = True
+
+
+def _checked_shape(shape):
+    """A tuple of non-negative ints → (shape, number of elements)."""
+    if not isinstance(shape, tuple) or len(shape) > _MAX_NDIM or not all(type(n) is int and n >= 0 for n in shape):
+        raise UnsafePickle("array shape is not a short tuple of non-negative ints")
+    return shape, math.prod(shape)
+
+
+def _numeric_array(data, dtype, shape, order):
+    """Bytes of exactly prod(shape) elements → a read-only array viewing them (never larger than the data)."""
+    shape, count = _checked_shape(shape)
+    if not isinstance(dtype, PendingDtype) or dtype.kind != "numeric":
+        raise UnsafePickle("numeric array data needs a numeric dtype")
+    if not isinstance(data, (bytes, bytearray)) or len(data) != count * dtype.dtype.itemsize:
+        raise UnsafePickle("array data is not exactly as long as its shape and dtype say")
+    return np.frombuffer(data, dtype.dtype).reshape(shape, order=order)
+
+
+class PendingArray:
+    """Stand-in for numpy's _reconstruct(ndarray, (0,), b'b') and the BUILD that fills it; `.array` once built."""
+
+    def __init__(self):
+        self.array = None
+
+    def __setstate__(self, state):
+        if self.array is not None or not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise UnsafePickle("array state is not the one numpy writes")
+        if len(state) == 5:
+            if state[0] != 1:
+                raise UnsafePickle("array state has an unknown version")
+            state = state[1:]
+        shape, dtype, fortran, data = state
+        if type(fortran) is not bool or not isinstance(dtype, PendingDtype):
+            raise UnsafePickle("array state has no plain dtype")
+        if dtype.kind == "numeric":
+            self.array = _numeric_array(data, dtype, shape, "F" if fortran else "C")
+            return
+        shape, count = _checked_shape(shape)
+        if len(shape) != 1 or type(data) is not list or len(data) != count:
+            raise UnsafePickle("object arrays must be 1-D lists of their items")
+        self.array = np.empty(count, dtype=object)
+        for index, item in enumerate(data):  # one by one: numpy must not look inside the items
+            self.array[index] = item
+
+
+class _ArrayClass:
+    """Marker handed out for numpy.ndarray: usable only as _reconstruct's first argument."""
+
+
+def _reconstruct(cls, shape, typecode):
+    if cls is not _ArrayClass or shape != (0,) or typecode not in (b"b", "b"):
+        raise UnsafePickle("_reconstruct called with arguments numpy never writes")
+    return PendingArray()
+
+
+def _frombuffer(data, dtype, shape, order):
+    """Protocol 5's array form: numpy._core.numeric._frombuffer(buffer, dtype, shape, order)."""
+    if order not in ("C", "F"):
+        raise UnsafePickle("array order must be 'C' or 'F'")
+    record = PendingArray()
+    record.array = _numeric_array(data, dtype, shape, order)
+    return record
+
+
+def _scalar(dtype, data=None):
+    """numpy scalar from its dtype and raw bytes → a Python number."""
+    if not isinstance(dtype, PendingDtype) or dtype.kind != "numeric":
+        raise UnsafePickle("numpy scalars must have a numeric dtype")
+    data = data.encode("latin1") if isinstance(data, str) else data
+    return _numeric_array(data, dtype, (), "C").item()
+
+
+def _encode(text, encoding="utf-8"):
+    """_codecs.encode(text, 'latin1'): how protocols 0-2 spell bytes."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickle("_codecs.encode is allowed only to turn text into latin-1 bytes")
+    return text.encode("latin1")
+
+
+def _bytes(value=b""):
+    """builtins.bytes(), bytes(b'...') only: never bytes(n), which would allocate n bytes."""
+    if not isinstance(value, (bytes, bytearray)):
+        raise UnsafePickle("bytes() may only copy bytes")
+    return bytes(value)
+
+
+def _set(items=()):
+    """builtins.set / frozenset of a pickled list → a list."""
+    if type(items) not in (list, tuple):
+        raise UnsafePickle("set() may only be built from a list")
+    return list(items)
+
+
+def _interval(begin, end, data=None):
+    return Interval(begin, end, data)
+
+
+def _interval_tree(intervals=()):
+    """intervaltree.IntervalTree(list of intervals) → list of Interval."""
+    if type(intervals) not in (list, tuple) or not all(type(item) is Interval for item in intervals):
+        raise UnsafePickle("IntervalTree must be built from a list of Interval")
+    return list(intervals)
+
+
+def _reconstructor(cls, base, state):
+    """copyreg._reconstructor: only Interval from a full (begin, end, data) tuple."""
+    if cls is not _interval or base is not tuple or type(state) is not tuple or len(state) != 3:
+        raise UnsafePickle("copyreg._reconstructor may only rebuild an Interval from (begin, end, data)")
+    return Interval(*state)
+
+
+_STAND_INS = {
+    ("numpy", "ndarray"): _ArrayClass,
+    ("numpy", "dtype"): PendingDtype,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("intervaltree.intervaltree", "IntervalTree"): _interval_tree,
+    ("intervaltree.interval", "Interval"): _interval,
+    ("copyreg", "_reconstructor"): _reconstructor,
+    ("_codecs", "encode"): _encode,
+    ("builtins", "bytes"): _bytes,
+    ("builtins", "set"): _set,
+    ("builtins", "frozenset"): _set,
+    ("builtins", "tuple"): tuple,  # tuple() of a pickled list: no way to grow beyond it
+}
+_RENAMED_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "numpy.core.multiarray": "numpy._core.multiarray",
+                    "numpy.core.numeric": "numpy._core.numeric", "intervaltree": "intervaltree.intervaltree"}
+_TOP_LEVEL_NAMES = {("intervaltree.intervaltree", "Interval"): ("intervaltree.interval", "Interval")}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler whose globals are the stand-ins above and nothing else."""
+
+    def find_class(self, module, name):
+        module = _RENAMED_MODULES.get(module, module)
+        key = _TOP_LEVEL_NAMES.get((module, name), (module, name))
+        if key not in _STAND_INS:
+            raise UnsafePickle(f"refused to load {module[:60]}.{name[:60]}")
+        return _STAND_INS[key]
+
+
+def _array(record, what):
+    """A PendingArray that BUILD completed → its numpy array."""
+    if type(record) is not PendingArray or record.array is None:
+        raise UnsafePickle(f"{what} is {type(record).__name__}, not a numpy array")
+    return record.array
+
+
+_FIELD_TYPES = (int, float, str, bytes)  # what a label field may be; its value is checked by the reader
+
+
+def check_entry(entry):
+    """The unpickled member → (audio array, list of Interval whose fields are plain scalars); else UnsafePickle."""
+    pair = _array(entry, "the member")
+    if pair.dtype != object or pair.shape != (2,):
+        raise UnsafePickle("the member is not an (audio, labels) pair")
+    audio, labels = _array(pair[0], "audio"), pair[1]
+    if type(labels) is not list:
+        raise UnsafePickle(f"labels are {type(labels).__name__}, not an IntervalTree")
+    for number, interval in enumerate(labels):
+        if type(interval) is not Interval:
+            raise UnsafePickle(f"label {number} is {type(interval).__name__}, not an Interval")
+        if type(interval.begin) not in (int, float) or type(interval.end) not in (int, float):
+            raise UnsafePickle(f"label {number} has a begin or end that is not a number")
+        if type(interval.data) not in (tuple, list) or not all(type(field) in _FIELD_TYPES for field in interval.data):
+            raise UnsafePickle(f"label {number} data is not a tuple of numbers and names")
+    return audio, labels
+
+
+def load_entry(stream):
+    """A readable binary stream positioned at a pickle → (audio array, list of Interval); else UnsafePickle."""
+    try:
+        entry = SafeUnpickler(stream, encoding="bytes").load()
+    except UnsafePickle:
+        raise
+    except RecursionError:
+        raise UnsafePickle("the pickle nests too deeply") from None
+    except Exception as err:  # truncated data, bad opcodes, wrong argument counts to a stand-in
+        raise UnsafePickle(f"not a readable pickle ({type(err).__name__}: {str(err)[:120]})") from None
+    return check_entry(entry)
