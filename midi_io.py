@@ -5,13 +5,11 @@ in frames: a file is written with `frames_per_beat` frames to a quarter note at
 `bpm`, so every frame boundary falls on a whole tick and a roll read back with
 the same frame rate is the roll that was written.
 """
-import os
-import tempfile
-
 import mido
 import numpy as np
 
-from rolls import roll_from_spans
+from files import DataError, atomic_write, check_readable_file
+from rolls import MAX_FRAMES, roll_from_spans
 
 TICKS_PER_FRAME = 120  # MIDI ticks per roll frame
 
@@ -45,29 +43,38 @@ def roll_to_midi(roll, path, *, lowest_note, frames_per_beat, bpm, program=1, ve
         previous = int(frame)
     track.append(mido.MetaMessage("end_of_track", time=(len(roll) - previous) * TICKS_PER_FRAME))
     midi = mido.MidiFile(ticks_per_beat=int(round(frames_per_beat * TICKS_PER_FRAME)), tracks=[track])
-    directory = os.path.dirname(path) or "."
-    handle, temp = tempfile.mkstemp(dir=directory, suffix=".mid.tmp")
-    with os.fdopen(handle, "wb") as file:
+    with atomic_write(path) as file:
         midi.save(file=file)
-    os.replace(temp, path)
     return len(keys)
 
 
-def midi_to_roll(path, *, lowest_note, highest_note, frames_per_second):
-    """Read a MIDI file (all tracks, tempo changes honoured) → (frames, keys) bool roll."""
-    midi = mido.MidiFile(path)
-    now, sounding, spans = 0.0, {}, []
-    for message in midi:  # merged tracks, message.time in seconds
-        now += message.time
-        if message.type == "note_on" and message.velocity > 0:
-            sounding.setdefault((message.channel, message.note), now)
-        elif message.type in ("note_on", "note_off"):
-            start = sounding.pop((message.channel, message.note), None)
-            if start is not None:
-                spans.append((start, now, message.note))
-    spans = np.array(spans, dtype=float).reshape(-1, 3)
+def _read_spans(path):
+    """A MIDI file → ((start s, end s, pitch) float array, length in seconds); DataError if it cannot be read."""
+    check_readable_file(path, "MIDI file")
+    try:
+        midi = mido.MidiFile(path)
+        now, sounding, spans = 0.0, {}, []
+        for message in midi:  # merged tracks, message.time in seconds
+            now += message.time
+            if message.type == "note_on" and message.velocity > 0:
+                sounding.setdefault((message.channel, message.note), now)
+            elif message.type in ("note_on", "note_off"):
+                start = sounding.pop((message.channel, message.note), None)
+                if start is not None:
+                    spans.append((start, now, message.note))
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as err:
+        raise DataError(f"{path} is not a readable MIDI file ({type(err).__name__}: {str(err)[:120]})") from None
+    return np.array(spans, dtype=float).reshape(-1, 3), now
+
+
+def midi_to_roll(path, *, lowest_note, highest_note, frames_per_second, max_frames=MAX_FRAMES):
+    """Read a MIDI file (all tracks, tempo changes honoured) → (frames, keys) bool roll.
+
+    Raises DataError for a file mido cannot read, BadRecording for one longer than max_frames frames.
+    """
+    spans, seconds = _read_spans(path)
     inside = (spans[:, 2] >= lowest_note) & (spans[:, 2] <= highest_note)
     num_keys = highest_note - lowest_note + 1
     return roll_from_spans(spans[inside, 0] * frames_per_second, spans[inside, 1] * frames_per_second,
                            spans[inside, 2].astype(np.int64) - lowest_note, num_keys,
-                           num_frames=int(np.ceil(midi.length * frames_per_second - 1e-6)))
+                           num_frames=np.ceil(seconds * frames_per_second - 1e-6), max_frames=max_frames)

@@ -16,9 +16,11 @@ import zipfile
 
 import numpy as np
 
-from files import DataError, atomic_write
+from files import DataError, atomic_write, check_readable_file
 
 SAMPLE_RATE = 44100  # MusicNet's label clock: samples per second
+MAX_FRAMES = 1_000_000  # default cap on one roll's frames: a 30-minute recording has ~15,000-30,000
+MAX_TIME = 2.0 ** 53  # largest time, in samples, bars or beats, a note may have: float64 counts whole units up to here
 
 # One note per row, in the sample clock of the labels. Fields a source does not
 # carry are NaN (start_beat / beats come only from the CSV release).
@@ -38,44 +40,65 @@ class BadRecording(DataError):
     """One recording's notes cannot be used (NaN times, impossible pitches...); the run skips it."""
 
 
-def check_notes(notes):
-    """Raise BadRecording naming the first problem in a NOTE_DTYPE array; return it unchanged if usable."""
-    starts, ends = notes["start"], notes["end"]
-    problems = [
-        (~np.isfinite(starts) | ~np.isfinite(ends), "a start or end time that is not a finite number"),
-        (starts < 0, "a negative start time"),
-        (ends < starts, "a note that ends before it starts"),
-        ((notes["note"] < 0) | (notes["note"] > 127), "a note outside MIDI 0-127"),
-        ((notes["instrument"] < 0) | (notes["instrument"] > 128), "an instrument outside MIDI programs 1-128"),
-    ]
+def _first_problem(problems, count):
+    """Raise BadRecording for the first (bad mask, reason) pair with a True entry, naming the label."""
     for bad, reason in problems:
         if bad.any():
             first = int(np.argmax(bad))
-            raise BadRecording(f"{reason} (label {first} of {len(notes)})")
+            raise BadRecording(f"{reason} (label {first} of {count})")
+
+
+def check_notes(notes):
+    """Raise BadRecording naming the first problem in a NOTE_DTYPE array; return it unchanged if usable."""
+    starts, ends = notes["start"], notes["end"]
+    _first_problem([
+        (~np.isfinite(starts) | ~np.isfinite(ends), "a start or end time that is not a finite number"),
+        (starts < 0, "a negative start time"),
+        (ends < starts, "a note that ends before it starts"),
+        (ends > MAX_TIME, "an end time beyond 2**53 samples"),
+        ((notes["note"] < 0) | (notes["note"] > 127), "a note outside MIDI 0-127"),
+        ((notes["instrument"] < 0) | (notes["instrument"] > 128), "an instrument outside MIDI programs 1-128"),
+    ], len(notes))
     return notes
 
 
 # ------------------------------------------------------------------ notes → rolls
 
-def roll_from_spans(start_frames, end_frames, keys, num_keys, num_frames=0):
+def roll_from_spans(start_frames, end_frames, keys, num_keys, num_frames=0, max_frames=MAX_FRAMES):
     """Note spans in frame units → (frames, num_keys) bool roll.
 
     Frame k is the instant k: a note sounds in frame k when start <= k < end.
-    A note containing no such instant sounds in the frame nearest its middle.
-    The roll has max(num_frames, ceil(max end)) frames.
+    A note containing no such instant sounds in the frame nearest its middle
+    (a tie goes to the later frame), clipped to the last frame. The roll has
+    max(num_frames, ceil(max end)) frames; anything before frame 0 is cut off.
+    Raises BadRecording, before allocating the roll, for times that are not
+    finite, keys outside 0..num_keys-1 or more than max_frames frames.
     """
+    start_frames, end_frames = np.asarray(start_frames, float), np.asarray(end_frames, float)
+    keys = np.asarray(keys, np.int64)
+    if not (np.isfinite(start_frames).all() and np.isfinite(end_frames).all()):
+        raise BadRecording("a note time that is not a finite number of frames")
+    if len(keys) and (keys.min() < 0 or keys.max() >= num_keys):
+        raise BadRecording(f"a key outside 0-{num_keys - 1}")
     eps = 1e-6  # absorbs float error in the frame positions
-    extent = int(np.ceil(end_frames.max() - eps)) if len(end_frames) else 0
-    first = np.ceil(start_frames - eps).astype(np.int64)
-    stop = np.ceil(end_frames - eps).astype(np.int64)
+    length = max(num_frames, np.ceil(end_frames.max() - eps) if len(end_frames) else 0, 0)
+    if length > max_frames:
+        raise BadRecording(f"would have {length:.0f} frames, over max_frames={max_frames} "
+                           "(times far too long for music, or raise --max_frames)")
+    length = int(length)
+    low, high = -1.0, length + 1.0  # a position beyond these is off the roll either way; clipping keeps the casts safe
+    first = np.ceil(np.clip(start_frames, low, high) - eps).astype(np.int64)
+    stop = np.ceil(np.clip(end_frames, low, high) - eps).astype(np.int64)
+    nearest = np.floor(np.clip(start_frames / 2 + end_frames / 2, low, high) + 0.5 + eps).astype(np.int64)
     short = stop <= first
-    nearest = np.floor((start_frames + end_frames) / 2 + 0.5).astype(np.int64)
-    first = np.where(short, np.minimum(nearest, extent - 1), first)
+    first = np.where(short, np.minimum(nearest, length - 1), first)
     stop = np.where(short, first + 1, stop)
-    edges = np.zeros((max(num_frames, extent) + 1, num_keys), np.int32)
+    first, stop = np.maximum(first, 0), np.clip(stop, 0, length)  # a span wholly before frame 0 becomes empty
+    edges = np.zeros((length + 1, num_keys), np.int32)
     np.add.at(edges, (first, keys), 1)
     np.add.at(edges, (stop, keys), -1)
-    return np.cumsum(edges[:-1], axis=0) > 0
+    np.cumsum(edges, axis=0, out=edges)
+    return edges[:-1] > 0
 
 
 def weighted_median(values, weights):
@@ -92,15 +115,25 @@ def performed_bars(notes):
     made to move only forward as the performance does: a jump back of a bar or
     more (a repeat) or far beyond what the elapsed time allows (a skip, a da
     capo) becomes the elapsed time at the piece's typical tempo; smaller
-    backward wobbles (label noise, parts out of step) are held flat.
+    backward wobbles (label noise, parts out of step) are held flat. Raises
+    BadRecording for bar data that is not finite or gives no usable tempo.
     """
+    measure, beat = notes["measure"], notes["beat"]
+    _first_problem([
+        (~np.isfinite(measure) | ~np.isfinite(beat), "a measure or beat that is not a finite number"),
+        ((np.abs(measure) > MAX_TIME) | (np.abs(beat) > MAX_TIME), "a measure or beat beyond 2**53"),
+    ], len(notes))
     clock, group = np.unique(notes["start"], return_inverse=True)
-    bar_at = np.bincount(group, weights=notes["measure"] + notes["beat"]) / np.bincount(group)
+    bar_at = np.bincount(group, weights=measure + beat) / np.bincount(group)
     steps, gaps = np.diff(bar_at), np.diff(clock)
     forward = steps > 0
     if not forward.any():
-        raise DataError("labels have no usable measure/beat data for time_base='beats'")
-    rate = weighted_median(steps[forward] / gaps[forward], gaps[forward])  # near-simultaneous onsets weigh little
+        raise BadRecording("labels have no usable measure/beat data for time_base='beats'")
+    with np.errstate(over="ignore"):  # onsets a hair apart give huge rates: outvoted by the median or refused below
+        rates = steps[forward] / gaps[forward]
+    rate = weighted_median(rates, gaps[forward])  # near-simultaneous onsets weigh little
+    if not 0 < rate <= 1:
+        raise BadRecording(f"the measure/beat data give a tempo of {rate:g} bars per sample")
     expected = gaps * rate
     jumps = (steps <= -1) | (steps > expected + np.maximum(1.0, expected))
     unwrapped = bar_at[0] + np.concatenate([[0.0], np.cumsum(np.where(jumps, expected, steps))])
@@ -108,71 +141,93 @@ def performed_bars(notes):
 
 
 def beat_positions(notes):
-    """Notes → (onsets, offsets) in quarter-note beats from the first bar line.
+    """Notes → (onsets, offsets) in quarter-note beats from the first bar line, never negative.
 
     Uses the CSV release's start_beat / beats when present; otherwise the
     archive's measure and beat fields through performed_bars: offsets in bars
     come from interpolating bar position over the sample clock, and the bar's
     length in quarters is the median ratio of written durations to durations
-    in bars (snapped to half quarters).
+    in bars (snapped to half quarters). Raises BadRecording for unusable beat data.
     """
     if not np.isnan(notes["start_beat"]).any():
-        return notes["start_beat"], notes["start_beat"] + notes["beats"]
+        onsets, lengths = notes["start_beat"], notes["beats"]
+        _first_problem([
+            (~np.isfinite(onsets) | ~np.isfinite(lengths), "a start_beat or beats value that is not a finite number"),
+            (onsets < 0, "a negative start_beat"),
+            (lengths < 0, "a note that ends before it starts (negative beats)"),
+            ((onsets > MAX_TIME) | (lengths > MAX_TIME), "a start_beat or beats value beyond 2**53"),
+        ], len(notes))
+        return onsets, onsets + lengths
     clock, group, position, rate = performed_bars(notes)
     onsets = position[group]
     offsets = np.where(notes["end"] <= clock[-1], np.interp(notes["end"], clock, position),
                        position[-1] + (notes["end"] - clock[-1]) * rate)
-    lengths = offsets - onsets
-    known = ~np.isnan(notes["quarters"]) & (lengths > 0)
-    per_bar = np.median(notes["quarters"][known] / lengths[known]) if known.any() else 4.0
+    lengths, quarters = offsets - onsets, notes["quarters"]
+    known = (quarters > 0) & (quarters <= MAX_TIME) & (lengths > 1e-6)  # a millionth of a bar says nothing of its length
+    per_bar = np.median(quarters[known] / lengths[known]) if known.any() else 4.0
     per_bar = max(0.5, round(per_bar * 2) / 2)
     origin = np.floor(onsets.min() * per_bar)
     return onsets * per_bar - origin, offsets * per_bar - origin
 
 
-def organize_song(notes, *, lowest_note=21, highest_note=108, time_base="seconds",
-                  steps_per_second=8.0, steps_per_beat=4, sample_rate=SAMPLE_RATE, **_):
+def organize_song(notes, *, lowest_note=21, highest_note=108, time_base="seconds", steps_per_second=8.0,
+                  steps_per_beat=4, sample_rate=SAMPLE_RATE, max_frames=MAX_FRAMES, **_):
     """One recording's NOTE_DTYPE notes → (frames, highest_note - lowest_note + 1) bool piano roll.
 
     time_base 'seconds': frame k is the instant k / steps_per_second seconds;
     'beats': frame k is k / steps_per_beat quarter-note beats from the first bar.
-    Notes outside lowest_note..highest_note (MIDI) are dropped. Extra keyword
-    settings are ignored, so `organize_song(notes, **settings)` works.
+    Notes outside lowest_note..highest_note (MIDI) are dropped but still set
+    the length. Raises BadRecording, before building the roll, when the notes
+    cannot be used or the roll would have over max_frames frames; DataError
+    for unusable settings. Extra keyword settings are ignored, so
+    `organize_song(notes, **settings)` works.
     """
+    if time_base not in ("seconds", "beats"):
+        raise DataError(f"time_base must be 'seconds' or 'beats', not {time_base!r}")
+    rates = {"steps_per_second": steps_per_second, "sample_rate": sample_rate} if time_base == "seconds" else \
+        {"steps_per_beat": steps_per_beat}
+    for name, value in rates.items():
+        if not (np.isfinite(value) and value > 0):
+            raise DataError(f"{name} must be a positive number, not {value!r}")
+    if not 0 <= lowest_note <= highest_note <= 127:
+        raise DataError(f"need 0 <= lowest_note <= highest_note <= 127, not {lowest_note} and {highest_note}")
     num_keys = highest_note - lowest_note + 1
+    check_notes(notes)
     if len(notes) == 0:
         return np.zeros((0, num_keys), bool)
     if time_base == "seconds":
         starts = notes["start"] * steps_per_second / sample_rate
         ends = notes["end"] * steps_per_second / sample_rate
-    elif time_base == "beats":
+    else:
         onsets, offsets = beat_positions(notes)
         starts, ends = onsets * steps_per_beat, offsets * steps_per_beat
-    else:
-        raise DataError(f"time_base must be 'seconds' or 'beats', not {time_base!r}")
     inside = (notes["note"] >= lowest_note) & (notes["note"] <= highest_note)
     return roll_from_spans(starts[inside], ends[inside], notes["note"][inside] - lowest_note, num_keys,
-                           num_frames=int(np.ceil(ends.max() - 1e-6)))  # dropped notes still set the length
-
+                           num_frames=np.ceil(ends.max() - 1e-6), max_frames=max_frames)  # dropped notes set the length too
 
 def main_program(notes):
-    """Most common 1-based MIDI program among the notes (1, piano, if none)."""
-    if len(notes) == 0:
+    """Most common 1-based MIDI program among the notes (1, piano, if none is in 1-128)."""
+    programs = notes["instrument"][(notes["instrument"] >= 1) & (notes["instrument"] <= 128)]
+    if len(programs) == 0:
         return 1
-    values, counts = np.unique(notes["instrument"], return_counts=True)
+    values, counts = np.unique(programs, return_counts=True)
     return int(values[np.argmax(counts)])
 
 
 # ------------------------------------------------------------------ roll cache
 
-ROLL_FORMAT = 3  # bump whenever organize_song changes what it makes, so old caches are not reused
+ROLL_FORMAT = 4  # bump whenever organize_song changes what it makes, so old caches are not reused
 ROLL_SETTINGS = ("lowest_note", "highest_note", "time_base", "steps_per_second", "steps_per_beat")
+# What each cache array must be: (dtype kinds, dimensions). Checked from the .npy header before it is read.
+CACHE_ARRAYS = {"ids": ("U", 1), "lengths": ("iu", 1), "num_keys": ("iu", 0), "packed": ("u", 2),
+                "programs": ("iu", 1), "skipped": ("U", 2)}
 
 
 def cache_path(fingerprint, cache_dir, settings):
     """Path of the roll cache for a data source (its fingerprint: files, sizes, mtimes) and these settings."""
     used = {name: settings[name] for name in ROLL_SETTINGS}
     used.pop("steps_per_beat" if settings["time_base"] == "seconds" else "steps_per_second")
+    used["max_frames"] = settings.get("max_frames", MAX_FRAMES)  # it decides which recordings are skipped
     key = json.dumps({"data": fingerprint, "format": ROLL_FORMAT, **used}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return os.path.join(cache_dir, f"rolls-{digest}.npz")
@@ -189,15 +244,84 @@ def save_rolls(path, songs):
                  skipped=np.array(songs["skipped"], dtype=str).reshape(-1, 2))
 
 
-def load_rolls(path):
-    """Read a cache written by save_rolls → the same dict of ids, rolls, programs."""
+class _Damaged(Exception):
+    """What is wrong with a roll cache; load_rolls turns it into a DataError naming the file."""
+
+
+def _read_array(archive, name, file_size):
+    """One array of the cache's zip, its member and .npy header checked before the data is read."""
+    kinds, ndim = CACHE_ARRAYS[name]
     try:
-        with np.load(path, allow_pickle=False) as cache:
-            frames = np.unpackbits(cache["packed"], axis=1, count=int(cache["num_keys"])).astype(bool)
-            bounds = np.cumsum(cache["lengths"])[:-1]
-            return {"ids": [str(song_id) for song_id in cache["ids"]],
-                    "rolls": np.split(frames, bounds) if len(cache["lengths"]) else [],
-                    "programs": [int(program) for program in cache["programs"]],
-                    "skipped": [(str(song_id), str(reason)) for song_id, reason in cache["skipped"]]}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        raise DataError(f"roll cache {path} is damaged ({err}); delete it or run with --save_mode=True") from None
+        info = archive.getinfo(name + ".npy")
+    except KeyError:
+        raise _Damaged(f"no '{name}' array") from None
+    if info.compress_type != zipfile.ZIP_STORED or not info.file_size == info.compress_size <= file_size:
+        raise _Damaged(f"'{name}' is not stored the way save_rolls stores it")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version not in ((1, 0), (2, 0)):
+            raise _Damaged(f"'{name}' has .npy format version {version}")
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        shape, _, dtype = read_header[version](member)
+    if dtype.kind not in kinds or dtype.names is not None or len(shape) != ndim:
+        raise _Damaged(f"'{name}' is a {len(shape)}-d {dtype} array")
+    if np.prod(shape, dtype=object) * dtype.itemsize > info.file_size:
+        raise _Damaged(f"'{name}' claims shape {shape}, more than its {info.file_size} bytes hold")
+    if name == "packed" and dtype != np.uint8:
+        raise _Damaged(f"'{name}' is {dtype}, not uint8")
+    with archive.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _check_cache(arrays, num_keys):
+    """Raise _Damaged unless the cache arrays fit together (and hold rolls of num_keys keys, if given)."""
+    ids, lengths, packed, programs = arrays["ids"], arrays["lengths"], arrays["packed"], arrays["programs"]
+    keys = int(arrays["num_keys"])
+    if len(set(ids.tolist())) != len(ids):
+        raise _Damaged("an id appears twice")
+    if len(lengths) != len(ids) or len(programs) != len(ids):
+        raise _Damaged(f"{len(ids)} ids but {len(lengths)} lengths and {len(programs)} programs")
+    if not 0 <= keys <= 128 or (len(ids) and keys == 0):
+        raise _Damaged(f"num_keys is {keys}, not 1-128")
+    if len(lengths) and (lengths.min() < 0 or lengths.max() > len(packed)):
+        raise _Damaged("a roll length that is negative or beyond the stored frames")
+    expected = (sum(lengths.tolist()), -(-keys // 8))
+    if packed.shape != expected:
+        raise _Damaged(f"packed frames have shape {packed.shape}, not {expected}")
+    if len(programs) and (programs.min() < 1 or programs.max() > 128):
+        raise _Damaged("a program outside MIDI programs 1-128")
+    if arrays["skipped"].shape[1] != 2:
+        raise _Damaged("skipped is not (id, reason) pairs")
+    if num_keys is not None and len(ids) and keys != num_keys:
+        raise _Damaged(f"rolls of {keys} keys where the settings make {num_keys}")
+
+
+def _read_cache(path, num_keys):
+    """The songs dict from a roll cache, every array checked before it is used; _Damaged (or a read error) if not."""
+    file_size = check_readable_file(path, "roll cache").st_size
+    with zipfile.ZipFile(path) as archive:
+        arrays = {name: _read_array(archive, name, file_size) for name in CACHE_ARRAYS}
+    _check_cache(arrays, num_keys)
+    frames = np.unpackbits(arrays["packed"], axis=1, count=int(arrays["num_keys"])).view(bool)
+    bounds = np.cumsum(arrays["lengths"])[:-1]
+    return {"ids": [str(song_id) for song_id in arrays["ids"]],
+            "rolls": np.split(frames, bounds) if len(arrays["lengths"]) else [],
+            "programs": [int(program) for program in arrays["programs"]],
+            "skipped": [(str(song_id), str(why)) for song_id, why in arrays["skipped"]]}
+
+
+def load_rolls(path, num_keys=None):
+    """Read a cache written by save_rolls → the same dict of ids, rolls, programs, skipped.
+
+    Every array is checked (present, dtype, shape, size against the file's,
+    agreement with the others, num_keys if given) before it is used; any
+    problem raises DataError.
+    """
+    try:
+        return _read_cache(path, num_keys)
+    except _Damaged as err:
+        reason = str(err)
+    except (OSError, EOFError, ValueError, KeyError, RuntimeError, NotImplementedError, MemoryError,
+            zipfile.BadZipFile) as err:
+        reason = f"{type(err).__name__}: {str(err)[:120]}"
+    raise DataError(f"roll cache {path} is damaged ({reason}); delete it or run with --save_mode=True")
