@@ -3,6 +3,8 @@
     audio, labels = load_entry(stream)   # labels: list of Interval(begin, end, data) tuples
 
 Security-critical and meant to be read in one sitting. The rules:
+- Python's pure unpickler runs it, with the opcodes that build objects from
+  classes (INST, OBJ, NEWOBJ), persistent ids and extension codes removed.
 - `find_class` never hands out a real class or function. Every global a
   MusicNet pickle may name (numpy's array and dtype reconstruction, numpy
   scalars, intervaltree's `IntervalTree` and `Interval`, `set`, `bytes`,
@@ -21,6 +23,7 @@ Security-critical and meant to be read in one sitting. The rules:
 """
 import math
 import pickle
+import struct
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -210,8 +213,20 @@ _RENAMED_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "numpy.cor
 _TOP_LEVEL_NAMES = {("intervaltree.intervaltree", "Interval"): ("intervaltree.interval", "Interval")}
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """Unpickler whose globals are the stand-ins above and nothing else."""
+_REFUSED_OPCODES = {pickle.INST, pickle.OBJ, pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.PERSID, pickle.BINPERSID,
+                    pickle.EXT1, pickle.EXT2, pickle.EXT4, pickle.NEXT_BUFFER, pickle.READONLY_BUFFER}
+
+
+class SafeUnpickler(pickle._Unpickler):
+    """Python's own unpickler (its memo is a dict: a forged memo index cannot allocate gigabytes, as it can
+    in the C one) with only the opcodes plain data needs, BUILD limited to our records, and the stand-ins
+    above as its only globals. `max_bytes`: no single object may claim more bytes than this."""
+
+    dispatch = {key: load for key, load in pickle._Unpickler.dispatch.items() if bytes([key]) not in _REFUSED_OPCODES}
+
+    def __init__(self, file, max_bytes):
+        super().__init__(file, encoding="bytes")
+        self.max_bytes = max_bytes
 
     def find_class(self, module, name):
         module = _RENAMED_MODULES.get(module, module)
@@ -219,6 +234,29 @@ class SafeUnpickler(pickle.Unpickler):
         if key not in _STAND_INS:
             raise UnsafePickle(f"refused to load {module[:60]}.{name[:60]}")
         return _STAND_INS[key]
+
+    def load_build(self):
+        state = self.stack.pop()
+        if type(self.stack[-1]) not in (PendingArray, PendingDtype):
+            raise UnsafePickle(f"refused to set the state of {type(self.stack[-1]).__name__}")
+        self.stack[-1].__setstate__(state)
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def _checked_size(self, size):
+        if size > self.max_bytes:
+            raise UnsafePickle(f"an object claims {size} bytes, more than the member holds")
+        return size
+
+    def load_bytearray8(self):  # Python's version zero-fills the claimed size before reading: check it first
+        buffer = bytearray(self._checked_size(struct.unpack("<Q", self.read(8))[0]))
+        if self.readinto(buffer) != len(buffer):
+            raise UnsafePickle("a bytearray is cut short")
+        self.append(buffer)
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
+    def load_frame(self):
+        self._unframer.load_frame(self._checked_size(struct.unpack("<Q", self.read(8))[0]))
+    dispatch[pickle.FRAME[0]] = load_frame
 
 
 def _array(record, what):
@@ -228,7 +266,7 @@ def _array(record, what):
     return record.array
 
 
-_FIELD_TYPES = (int, float, str, bytes)  # what a label field may be; its value is checked by the reader
+_FIELD_TYPES = (int, float, str, bytes, type(None))  # what a label field may be; its value is checked by the reader
 
 
 def check_entry(entry):
@@ -249,14 +287,16 @@ def check_entry(entry):
     return audio, labels
 
 
-def load_entry(stream):
-    """A readable binary stream positioned at a pickle → (audio array, list of Interval); else UnsafePickle."""
+def load_entry(stream, max_bytes):
+    """A binary stream positioned at a pickle of at most max_bytes → (audio array, list of Interval); else UnsafePickle."""
     try:
-        entry = SafeUnpickler(stream, encoding="bytes").load()
+        entry = SafeUnpickler(stream, max_bytes).load()
     except UnsafePickle:
         raise
     except RecursionError:
         raise UnsafePickle("the pickle nests too deeply") from None
+    except KeyError as err:  # the opcode table has no entry: an opcode removed above, or no opcode at all
+        raise UnsafePickle(f"uses pickle opcode {err} that plain data never needs") from None
     except Exception as err:  # truncated data, bad opcodes, wrong argument counts to a stand-in
         raise UnsafePickle(f"not a readable pickle ({type(err).__name__}: {str(err)[:120]})") from None
     return check_entry(entry)

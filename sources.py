@@ -20,6 +20,7 @@ from rolls import NOTE_DTYPE, BadRecording, check_notes
 from safe_pickle import UnsafePickle, load_entry
 
 MAX_MEMBER_MB = 1000.0  # default cap on one member's uncompressed size: 30 min of float64 audio is ~640 MB
+LABEL_HEADROOM_MB = 300.0  # memory a member's unpickled labels may take beyond the member's own size
 
 _BASE_VALUES = {"Sixty Fourth": 1 / 16, "Thirty Second": 1 / 8, "Sixteenth": 1 / 4,
                 "Eighth": 1 / 2, "Quarter": 1.0, "Half": 2.0, "Whole": 4.0}
@@ -27,13 +28,26 @@ _BASE_VALUES = {"Sixty Fourth": 1 / 16, "Thirty Second": 1 / 8, "Sixteenth": 1 /
 
 # ---------------------------------------------------------------- MusicNet npz archives
 
+def _resident_mb():
+    """This process's resident memory in MB (Linux /proc), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as file:
+            return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class _MemberStream(io.RawIOBase):
-    """A zip member as a raw stream whose readinto fills the caller's buffer in chunks (no whole-member copies)."""
+    """A zip member as a raw stream: readinto fills the caller's buffer in chunks (no whole-member copies)
+    and stops the load once the process has grown by more than budget_mb since the member was opened,
+    so a small pickle that builds millions of objects cannot exhaust memory."""
 
     CHUNK = 1 << 20
 
-    def __init__(self, member):
-        self.member = member
+    def __init__(self, member, budget_mb):
+        self.member, self.budget_mb = member, budget_mb
+        start = _resident_mb()
+        self.ceiling = None if start is None else start + budget_mb
 
     def readable(self):
         return True
@@ -42,6 +56,8 @@ class _MemberStream(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         filled = 0
         while filled < len(view):
+            if self.ceiling is not None and _resident_mb() > self.ceiling:
+                raise UnsafePickle(f"unpacking it took more than {self.budget_mb:.0f} MB of memory")
             data = self.member.read(min(self.CHUNK, len(view) - filled))
             if not data:
                 break
@@ -95,7 +111,8 @@ def load_member(archive, path, song_id, max_member_mb=MAX_MEMBER_MB):
     info = _member_info(archive, path, song_id, max_member_mb)
     try:
         with archive.open(info) as member:
-            stream = io.BufferedReader(_MemberStream(member), buffer_size=1 << 16)
+            budget_mb = info.file_size / 1e6 + LABEL_HEADROOM_MB
+            stream = io.BufferedReader(_MemberStream(member, budget_mb), buffer_size=1 << 16)
             version = np.lib.format.read_magic(stream)
             if version not in ((1, 0), (2, 0)):
                 raise UnsafePickle(f"unsupported .npy format version {version}")
@@ -103,7 +120,7 @@ def load_member(archive, path, song_id, max_member_mb=MAX_MEMBER_MB):
             shape, _, dtype = read_header[version](stream, max_header_size=10000)
             if not (dtype.hasobject and dtype.names is None and shape == (2,)):
                 raise UnsafePickle("the member is not an (audio, labels) pair")
-            audio, labels = load_entry(stream)
+            audio, labels = load_entry(stream, info.file_size)
             while stream.read(1 << 20):  # to the end: zipfile checks the CRC only there
                 pass
     except UnsafePickle as err:
@@ -122,11 +139,16 @@ def read_archive(path, ids=None, max_member_mb=MAX_MEMBER_MB):
     """
     with _open_zip(path) as archive:
         for song_id in ids if ids is not None else archive_ids(path):
-            _, labels = load_member(archive, path, song_id, max_member_mb)
-            try:
-                yield song_id, notes_from_labels(labels), None
-            except BadRecording as problem:
-                yield song_id, None, str(problem)
+            notes, problem = _checked_notes(load_member(archive, path, song_id, max_member_mb)[1])
+            yield song_id, notes, problem  # the member's audio and label objects are already freed
+
+
+def _checked_notes(labels):
+    """Labels → (notes, None), or (None, reason) when they cannot be used."""
+    try:
+        return notes_from_labels(labels), None
+    except BadRecording as problem:
+        return None, str(problem)
 
 
 # ------------------------------------------------------------------ labels → notes
@@ -146,35 +168,41 @@ def _number(value, what, integer=False):
     """A label field → float, or BadRecording naming the field (bools, text and fractional integers refused)."""
     if type(value) not in (int, float) and not isinstance(value, (np.integer, np.floating)):
         raise BadRecording(f"{what} is {type(value).__name__}, not a number")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise BadRecording(f"{what} is too large to be a time or a number") from None
     if integer and np.isfinite(value) and value != round(value):
         raise BadRecording(f"{what} {value:g} is not a whole number")
     return value
 
 
+# (field, where it is in a label (begin, end, (instrument, note, measure, beat, note_value)), its name, integer?)
+_LABEL_FIELDS = [("start", lambda label: label[0], "a start time", False),
+                 ("end", lambda label: label[1], "an end time", False),
+                 ("instrument", lambda label: label[2][0], "an instrument", True),
+                 ("note", lambda label: label[2][1], "a note", True),
+                 ("measure", lambda label: label[2][2], "a measure", False),
+                 ("beat", lambda label: label[2][3], "a beat", False)]
+
+
 def notes_from_labels(labels):
     """Iterable of (begin, end, (instrument, note, measure, beat, note_value)) → checked NOTE_DTYPE array sorted by start.
 
+    Filled column by column, so memory stays near the array's own size.
     Raises BadRecording (with the reason) when a label's values cannot be used.
     """
-    rows = []
-    for number, interval in enumerate(labels):
-        try:
-            begin, end, fields = interval
-            instrument, note, measure, beat, note_value = fields
-        except (TypeError, ValueError):
-            raise BadRecording(f"label {number} is not (start, end, (instrument, note, measure, beat, note_value))") from None
-        rows.append((_number(begin, "a start time"), _number(end, "an end time"),
-                     _number(instrument, "an instrument", integer=True), _number(note, "a note", integer=True),
-                     _number(measure, "a measure"), _number(beat, "a beat"),
-                     quarters_from_name(note_value), np.nan, np.nan))
-    notes = np.zeros(len(rows), dtype=NOTE_DTYPE)
-    if rows:
-        table = np.array(rows, dtype=float)
-        for column, field in enumerate(NOTE_DTYPE.names):
-            values = table[:, column]
-            if NOTE_DTYPE[field].kind == "i":
-                values = np.where(np.abs(values) < 2 ** 15, values, -1)  # out of range: check_notes says so
-            notes[field] = values
+    labels = labels if isinstance(labels, list) else list(labels)
+    for number, label in enumerate(labels):
+        if not (isinstance(label, tuple) and len(label) == 3 and isinstance(label[2], (tuple, list)) and len(label[2]) == 5):
+            raise BadRecording(f"label {number} is not (start, end, (instrument, note, measure, beat, note_value))")
+    notes = np.zeros(len(labels), dtype=NOTE_DTYPE)
+    for field, pick, what, integer in _LABEL_FIELDS:
+        values = np.fromiter((_number(pick(label), what, integer) for label in labels), float, count=len(labels))
+        if NOTE_DTYPE[field].kind == "i":
+            values = np.where(np.abs(values) < 2 ** 15, values, -1)  # out of range: check_notes says so
+        notes[field] = values
+    notes["quarters"] = np.fromiter((quarters_from_name(label[2][4]) for label in labels), float, count=len(labels))
+    notes["start_beat"] = notes["beats"] = np.nan
     check_notes(notes)
     return notes[np.lexsort((notes["note"], notes["start"]))]

@@ -4,7 +4,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from intervaltree import IntervalTree
+from intervaltree import Interval, IntervalTree
 
 import sources
 from conftest import labels, musicnet_entry, write_py2_style_archive
@@ -77,3 +77,47 @@ def test_a_file_that_is_not_an_archive_is_a_clear_error(tmp_path):
         sources.archive_ids(path)
 
 
+
+
+# ---------------------------------------------------------------- bad values inside a good file
+
+class PickledAs:
+    """Pickles as a call of `func(*args)`: writes what intervaltree itself would, without its own checks."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def tree_with(*fields, begin=0, end=44100):
+    """A one-label IntervalTree pickle whose label is (begin, end, fields), even where intervaltree would refuse it."""
+    return PickledAs(IntervalTree, [PickledAs(Interval, begin, end, tuple(fields))])
+
+
+@pytest.mark.parametrize("tree, reason", [
+    (tree_with(1, 60, 0, 0.0, "Quarter", begin=-44100, end=0), "negative start"),
+    (tree_with(1, 60, 0, 0.0, "Quarter", begin=0, end=float("nan")), "not a finite number"),
+    (tree_with(1, 60, 0, 0.0, "Quarter", begin=0, end=float("inf")), "not a finite number"),
+    (tree_with(1, 40000, 0, 0.0, "Quarter"), "outside MIDI 0-127"),
+    (tree_with(1, "C4", 0, 0.0, "Quarter"), "a note is str"),
+    (tree_with(1, 60.5, 0, 0.0, "Quarter"), "not a whole number"),
+    (tree_with(1, 60, "one", 0.0, "Quarter"), "a measure is str"),
+    (tree_with(1, 60, 0, 0.0), "not (start, end, (instrument"),
+    (tree_with(1, 60, 0, 0.0, "Quarter", begin=0, end=10 ** 400), "too large"),
+], ids=["negative-start", "nan-end", "inf-end", "note-40000", "note-C4", "note-60.5", "measure-one", "four-fields", "huge-end"])
+def test_bad_label_values_skip_the_recording_with_a_reason(tmp_path, tree, reason):
+    path = tmp_path / "a.npz"
+    write_py2_style_archive(path, {"0001": musicnet_entry(labels((60, 0.0, 1.0))), "0002": musicnet_entry(tree)})
+    results = {song_id: (notes, problem) for song_id, notes, problem in sources.read_archive(path)}
+    assert results["0001"][1] is None and len(results["0001"][0]) == 1  # the good recording is unaffected
+    notes, problem = results["0002"]
+    assert notes is None and reason in problem
+
+
+def test_begin_after_end_is_a_skip_not_an_attack(tmp_path):
+    path = tmp_path / "a.npz"
+    write_py2_style_archive(path, {"0001": musicnet_entry(tree_with(1, 60, 0, 0.0, "Quarter", begin=88200, end=44100))})
+    (_, notes, problem), = sources.read_archive(path)
+    assert notes is None and "ends before it starts" in problem

@@ -1,0 +1,186 @@
+"""Hostile and broken archives through the real command line, each in its own process.
+
+A crafted load runs in a subprocess so that a segfault fails the test instead
+of killing pytest. Every case must end with exit code 2 and one line on
+stderr naming the file (and member), with no traceback, no code run (the
+marker file an attack would create stays absent) and under 2 GB of memory.
+"""
+import os
+import re
+import struct
+import subprocess
+import sys
+import threading
+import zipfile
+
+import intervaltree
+import numpy as np
+import pytest
+
+import hostile
+import safe_pickle
+import sources
+from files import DataError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEAK_LIMIT_MB = 2048
+PROGRESS_BAR = re.compile(r"^\s*\w[\w ]*:\s+\d+%\|")  # tqdm's lines, e.g. 'preprocessing:  50%|█   | 1/2'
+
+
+def run_cli(tmp_path, data_path, *extra):
+    """Run classically_deep.py on data_path in a subprocess → (exit code, stdout, stderr, its peak memory in MB)."""
+    command = [sys.executable, os.path.join(ROOT, "classically_deep.py"), f"--data_path={data_path}",
+               f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}", *extra]
+    out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=tmp_path)
+        watchdog = threading.Timer(120, process.kill)  # a hang fails the test instead of stalling the suite
+        watchdog.start()
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak memory, not the suite's
+        watchdog.cancel()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, out_path.read_text(), err_path.read_text(), usage.ru_maxrss / 1024
+
+
+def assert_refused_in_one_line(code, err, *names):
+    """Exit 2, and stderr holds one line (beside progress bars): the error, naming the file and member."""
+    assert code == 2, f"exit code {code}: {err[-2000:]}"
+    lines = [line for line in err.strip().splitlines() if not PROGRESS_BAR.match(line)]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
+    assert "Traceback" not in err
+    assert len(lines[0]) < 400
+    for name in names:
+        assert name in lines[0]
+
+
+@pytest.mark.parametrize("attack", hostile.ATTACKS, ids=lambda attack: attack.__name__)
+def test_hostile_member_is_refused_without_running_or_crashing(tmp_path, attack):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.npz"
+    hostile.write_archive(path, {"0001": hostile.honest(), "0666": attack(marker)})
+    code, _, err, peak = run_cli(tmp_path, path)
+    assert_refused_in_one_line(code, err, "evil.npz", "'0666'")
+    assert not marker.exists()
+    assert peak < PEAK_LIMIT_MB
+    assert not (tmp_path / "cache").exists() or not os.listdir(tmp_path / "cache")  # no cache from a refused archive
+
+
+def test_a_class_patching_member_leaves_later_honest_members_intact(tmp_path):
+    """In one process: a member that tries to set IntervalTree.__iter__, then an honest archive."""
+    before = intervaltree.IntervalTree.__iter__
+    hostile.write_archive(tmp_path / "evil.npz", {"0001": hostile.patch_tree_class(None)})
+    with pytest.raises(DataError, match="'0001'"):
+        list(sources.read_archive(tmp_path / "evil.npz"))
+    assert intervaltree.IntervalTree.__iter__ is before
+    assert "__iter__" not in vars(safe_pickle._interval_tree) and not hasattr(safe_pickle.PendingArray, "__iter__")
+    hostile.write_archive(tmp_path / "good.npz", {"0002": hostile.honest()})
+    (song_id, notes, problem), = sources.read_archive(tmp_path / "good.npz")
+    assert problem is None and list(notes["note"]) == [60, 64]
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_a_genuine_member_loads_with_every_pickle_protocol(tmp_path, protocol):
+    hostile.write_archive(tmp_path / "a.npz", {"0001": hostile.honest_pickle(protocol)})
+    (song_id, notes, problem), = sources.read_archive(tmp_path / "a.npz")
+    assert problem is None
+    assert list(notes["note"]) == [60, 64] and list(notes["instrument"]) == [1, 41]
+    assert list(notes["quarters"]) == [1.0, 2.0]
+
+
+# ------------------------------------------------------------------ damaged zips
+
+
+def honest_archive(path, compression=zipfile.ZIP_STORED, protocol=2):
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        archive.writestr("0001.npy", hostile.npy_member(hostile.honest_pickle(protocol)))
+
+
+def patch_central_directory(path, offset, fmt, value):
+    """Overwrite one field of the (only) central directory entry."""
+    data = bytearray(path.read_bytes())
+    start = data.rindex(b"PK\x01\x02")
+    struct.pack_into(fmt, data, start + offset, value)
+    path.write_bytes(bytes(data))
+
+
+def test_bad_crc_is_a_one_line_error(tmp_path):
+    path = tmp_path / "crc.npz"
+    honest_archive(path, protocol=4)  # protocol 4 stores the audio as raw bytes
+    data = bytearray(path.read_bytes())
+    audio = np.linspace(-1, 1, 64).tobytes()
+    data[data.index(audio) + 100] ^= 0xFF  # inside the audio: the pickle still parses, the CRC does not match
+    path.write_bytes(bytes(data))
+    code, _, err, _ = run_cli(tmp_path, path)
+    assert_refused_in_one_line(code, err, "crc.npz", "'0001'", "damaged")
+
+
+def test_encrypted_member_is_a_one_line_error(tmp_path):
+    path = tmp_path / "locked.npz"
+    honest_archive(path)
+    patch_central_directory(path, 8, "<H", 1)
+    code, _, err, _ = run_cli(tmp_path, path)
+    assert_refused_in_one_line(code, err, "locked.npz", "'0001'", "encrypted")
+
+
+def test_unknown_compression_method_is_a_one_line_error(tmp_path):
+    path = tmp_path / "odd.npz"
+    honest_archive(path)
+    patch_central_directory(path, 10, "<H", 99)
+    code, _, err, _ = run_cli(tmp_path, path)
+    assert_refused_in_one_line(code, err, "odd.npz", "'0001'", "compression")
+
+
+def test_member_claiming_gigabytes_is_refused_before_reading(tmp_path):
+    path = tmp_path / "bomb.npz"
+    honest_archive(path, zipfile.ZIP_DEFLATED)
+    patch_central_directory(path, 24, "<I", 0xFFFFFFF0)  # uncompressed size: 4 GB
+    code, _, err, peak = run_cli(tmp_path, path)
+    assert_refused_in_one_line(code, err, "bomb.npz", "'0001'", "MB limit")
+    assert peak < PEAK_LIMIT_MB
+
+
+def test_member_over_a_lowered_size_cap_is_refused(tmp_path):
+    path = tmp_path / "big.npz"
+    hostile.write_archive(path, {"0001": hostile.honest_pickle(4)})
+    code, _, err, _ = run_cli(tmp_path, path, "--max_member_mb=0.0001")
+    assert_refused_in_one_line(code, err, "big.npz", "'0001'", "--max_member_mb")
+
+
+def test_deflate_stream_longer_than_declared_is_cut_and_refused(tmp_path):
+    """A zip bomb that lies about its size: reading stops at the declared size and the CRC fails."""
+    path = tmp_path / "liar.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("0001.npy", hostile.npy_member(hostile.honest_pickle(2)) + b"\0" * 50_000_000)
+    patch_central_directory(path, 24, "<I", 1000)
+    code, _, err, peak = run_cli(tmp_path, path)
+    assert_refused_in_one_line(code, err, "liar.npz", "'0001'")
+    assert peak < PEAK_LIMIT_MB
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "text", "numeric_member"])
+def test_files_that_are_not_archives_are_one_line_errors(tmp_path, damage):
+    path = tmp_path / "x.npz"
+    honest_archive(path)
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "text":
+        path.write_text("hello")
+    else:
+        np.savez(path, **{"0001": np.arange(10)})
+    code, _, err, _ = run_cli(tmp_path, path)
+    assert_refused_in_one_line(code, err, "x.npz")
+
+
+def test_a_fifo_as_data_path_is_refused_without_hanging(tmp_path):
+    path = tmp_path / "pipe.npz"
+    os.mkfifo(path)
+    code, _, err, _ = run_cli(tmp_path, path)
+    assert_refused_in_one_line(code, err, "pipe.npz", "not a regular file")
+
+
+def test_a_folder_as_data_path_is_refused(tmp_path):
+    (tmp_path / "folder.npz").mkdir()
+    code, _, err, _ = run_cli(tmp_path, tmp_path / "folder.npz")
+    assert_refused_in_one_line(code, err, "folder.npz")
