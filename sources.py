@@ -85,7 +85,11 @@ def archive_ids(path):
     """Recording ids in a MusicNet-format npz archive (members '<id>.npy'), sorted."""
     with _open_zip(path) as archive:
         names = archive.namelist()
-    return sorted({name[:-4] for name in names if name.endswith(".npy")})
+    ids = sorted({name[:-4] for name in names if name.endswith(".npy")})
+    odd = [song_id for song_id in ids if not song_id.isprintable() or len(song_id) > 200]
+    if odd:
+        raise DataError(f"{path} has a member whose name is not a plain recording id: {ascii(odd[0])[:80]}")
+    return ids
 
 
 def _member_info(archive, path, song_id, max_member_mb):

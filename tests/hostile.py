@@ -6,8 +6,11 @@ wraps members the way MusicNet's archive is written (.npy object header +
 pickle, in a zip). Used by tests/test_hostile.py and benchmarks/hostile_inputs.py.
 """
 import io
+import os
 import pickle
 import struct
+import subprocess
+import threading
 import zipfile
 
 import numpy as np
@@ -227,3 +230,17 @@ def honest_pickle(protocol):
     pair = np.empty(2, dtype=object)
     pair[0], pair[1] = np.linspace(-1, 1, 64), tree
     return pickle.dumps(pair, protocol=protocol)
+
+
+def run_measured(command, cwd, timeout=120):
+    """Run a command → (exit code, stdout, stderr, its own peak resident memory in MB); killed after timeout seconds."""
+    out_path, err_path = os.path.join(cwd, "stdout.txt"), os.path.join(cwd, "stderr.txt")
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd)
+        watchdog = threading.Timer(timeout, process.kill)  # a hang ends as a kill, not a stalled suite
+        watchdog.start()
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak memory, not the caller's
+        watchdog.cancel()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    with open(out_path) as out, open(err_path) as err:
+        return process.returncode, out.read(), err.read(), usage.ru_maxrss / 1024

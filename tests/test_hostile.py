@@ -8,9 +8,7 @@ marker file an attack would create stays absent) and under 2 GB of memory.
 import os
 import re
 import struct
-import subprocess
 import sys
-import threading
 import zipfile
 
 import intervaltree
@@ -31,15 +29,7 @@ def run_cli(tmp_path, data_path, *extra):
     """Run classically_deep.py on data_path in a subprocess → (exit code, stdout, stderr, its peak memory in MB)."""
     command = [sys.executable, os.path.join(ROOT, "classically_deep.py"), f"--data_path={data_path}",
                f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}", *extra]
-    out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=tmp_path)
-        watchdog = threading.Timer(120, process.kill)  # a hang fails the test instead of stalling the suite
-        watchdog.start()
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak memory, not the suite's
-        watchdog.cancel()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, out_path.read_text(), err_path.read_text(), usage.ru_maxrss / 1024
+    return hostile.run_measured(command, tmp_path)
 
 
 def assert_refused_in_one_line(code, err, *names):
