@@ -143,13 +143,13 @@ def performed_bars(notes):
 def beat_positions(notes):
     """Notes → (onsets, offsets) in quarter-note beats from the first bar line, never negative.
 
-    Uses the CSV release's start_beat / beats when present; otherwise the
+    Uses the CSV release's start_beat / beats when any note has them; otherwise the
     archive's measure and beat fields through performed_bars: offsets in bars
     come from interpolating bar position over the sample clock, and the bar's
     length in quarters is the median ratio of written durations to durations
     in bars (snapped to half quarters). Raises BadRecording for unusable beat data.
     """
-    if not np.isnan(notes["start_beat"]).any():
+    if not np.isnan(notes["start_beat"]).all():
         onsets, lengths = notes["start_beat"], notes["beats"]
         _first_problem([
             (~np.isfinite(onsets) | ~np.isfinite(lengths), "a start_beat or beats value that is not a finite number"),

@@ -1,7 +1,11 @@
 """Rolls → MIDI files → rolls, through real files written and read with mido."""
+import os
+
 import mido
 import numpy as np
+import pytest
 
+import rolls
 from midi_io import midi_to_roll, roll_to_midi, roll_to_notes
 
 
@@ -57,3 +61,34 @@ def test_empty_roll_writes_a_valid_silent_file(tmp_path):
     path = tmp_path / "empty.mid"
     assert roll_to_midi(np.zeros((8, 88), bool), path, lowest_note=21, frames_per_beat=4, bpm=60) == 0
     assert not midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4).any()
+
+
+def test_midi_file_is_written_whole_with_ordinary_permissions(tmp_path):
+    (tmp_path / "plain").write_bytes(b"")  # what open() gives under this umask
+    roll_to_midi(example_roll(), tmp_path / "song.mid", lowest_note=21, frames_per_beat=4, bpm=60)
+    assert sorted(os.listdir(tmp_path)) == ["plain", "song.mid"]  # no temporary file left beside it
+    assert os.stat(tmp_path / "song.mid").st_mode == os.stat(tmp_path / "plain").st_mode
+
+
+def test_a_file_that_is_not_midi_is_a_data_error(tmp_path):
+    path = tmp_path / "song.mid"
+    path.write_bytes(b"RIFF....WAVEfmt ")
+    with pytest.raises(rolls.DataError, match="is not a readable MIDI file"):
+        midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
+
+
+def test_a_truncated_midi_file_is_a_data_error(tmp_path):
+    path = tmp_path / "song.mid"
+    roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=60)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(rolls.DataError, match="is not a readable MIDI file"):
+        midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
+
+
+def test_a_midi_file_over_max_frames_is_refused_before_the_roll_is_built(tmp_path):
+    path = tmp_path / "long.mid"
+    track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=80, time=0),
+                            mido.Message("note_off", note=60, velocity=0, time=0x0FFFFFFF)])  # the largest delta time
+    mido.MidiFile(ticks_per_beat=1, tracks=[track]).save(path)  # 2**28 beats at 120 bpm: 4 years
+    with pytest.raises(rolls.BadRecording, match="over max_frames=1000000"):
+        midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)

@@ -1,5 +1,7 @@
 """Notes → piano rolls and the roll cache."""
+import io
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from classically_deep import load_or_preprocess as load_or_preprocess_songs, org
 from conftest import SR, labels, musicnet_entry
 
 FPS = 4  # frames per second in these tests: frame k is the instant k / 4 s
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # every bad input handled, none slipping through numpy
 
 
 def test_notes_sound_in_frames_whose_instant_falls_inside():
@@ -192,3 +195,264 @@ def test_a_damaged_cache_is_a_clear_error(tmp_path):
     cache.write_bytes(cache.read_bytes()[:100])
     with pytest.raises(rolls.DataError, match="damaged"):
         load_or_preprocess(data, tmp_path / "cache", "auto", SETTINGS)
+
+
+# ---------------------------------------------------------------- untrusted notes: refused with a reason, never a crash
+
+def note_array(*rows, **fields):
+    """(pitch, start_seconds, end_seconds) rows → NOTE_DTYPE notes (instrument 1, bar data NaN); fields override columns."""
+    notes = np.zeros(len(rows), rolls.NOTE_DTYPE)
+    for name in ("measure", "beat", "quarters", "start_beat", "beats"):
+        notes[name] = np.nan
+    notes["instrument"] = 1
+    notes["note"] = [pitch for pitch, _, _ in rows]
+    notes["start"] = [start * SR for _, start, _ in rows]
+    notes["end"] = [end * SR for _, _, end in rows]
+    for name, values in fields.items():
+        notes[name] = values
+    return notes
+
+
+def bar_notes(**fields):
+    """Four quarter notes a second apart in 4/4, with measure/beat data (the archive's beat grid input)."""
+    notes = note_array((60, 0, 1), (62, 1, 2), (64, 2, 3), (65, 3, 4), measure=0.0,
+                       beat=[0.0, 0.25, 0.5, 0.75], quarters=1.0)
+    for name, values in fields.items():
+        notes[name] = values
+    return notes
+
+
+@pytest.mark.parametrize("start, end, reason", [
+    (np.nan, 1.0, "not a finite number"),
+    (0.0, np.inf, "not a finite number"),
+    (-0.5, 1.0, "negative start time"),
+    (2.0, 1.0, "ends before it starts"),
+    (0.0, 1e12, "beyond 2\\*\\*53 samples"),
+])
+def test_unusable_times_are_a_bad_recording(start, end, reason):
+    with pytest.raises(rolls.BadRecording, match=reason):
+        rolls.organize_song(note_array((60, 0.0, 1.0), (62, start, end)), steps_per_second=FPS)
+
+
+def test_a_note_beyond_midi_is_a_bad_recording():
+    with pytest.raises(rolls.BadRecording, match="outside MIDI 0-127"):
+        rolls.organize_song(note_array((200, 0.0, 1.0)), steps_per_second=FPS)
+
+
+def test_a_roll_over_max_frames_is_refused_before_it_is_built():
+    with pytest.raises(rolls.BadRecording, match="would have 41 frames, over max_frames=40"):
+        rolls.organize_song(note_array((60, 0.0, 10.25)), steps_per_second=FPS, max_frames=40)
+
+
+def test_max_frames_arrives_with_the_other_settings():
+    settings = {**SETTINGS, "max_frames": 40, "cache_dir": "unused"}
+    assert rolls.organize_song(note_array((60, 0.0, 10.0)), **settings).shape == (40, 88)
+    with pytest.raises(rolls.BadRecording, match="over max_frames=40"):
+        rolls.organize_song(note_array((60, 0.0, 10.25)), **settings)
+
+
+def test_a_recording_years_long_is_refused_not_allocated():
+    with pytest.raises(rolls.BadRecording, match="over max_frames=1000000"):  # 8e9 frames x 88 keys if it were built
+        rolls.organize_song(note_array((60, 0.0, 1e9)), steps_per_second=8.0)
+
+
+def test_a_note_off_the_keyboard_still_counts_toward_the_frame_cap():
+    with pytest.raises(rolls.BadRecording, match="over max_frames"):
+        rolls.organize_song(note_array((60, 0.0, 1.0), (10, 0.0, 100.0)), steps_per_second=FPS, max_frames=40)
+
+
+def test_an_unknown_time_base_is_a_settings_error_not_a_bad_recording():
+    with pytest.raises(rolls.DataError, match="time_base must be") as caught:
+        rolls.organize_song(note_array((60, 0.0, 1.0)), time_base="bars")
+    assert not isinstance(caught.value, rolls.BadRecording)
+
+
+def test_bar_notes_make_a_roll_on_the_beat_grid():
+    expected = np.zeros((4, 88), bool)
+    for frame, pitch in enumerate((60, 62, 64, 65)):
+        expected[frame, pitch - 21] = True
+    np.testing.assert_array_equal(rolls.organize_song(bar_notes(), time_base="beats", steps_per_beat=1), expected)
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"measure": [0.0, np.nan, 0.0, 0.0]}, "measure or beat that is not a finite number"),
+    ({"beat": [0.0, np.inf, 0.5, 0.75]}, "measure or beat that is not a finite number"),
+    ({"measure": [0.0, 1e300, 0.0, 0.0]}, "beyond 2\\*\\*53"),
+    ({"measure": [0.0, -1e300, 0.0, 0.0]}, "beyond 2\\*\\*53"),
+    ({"beat": 0.0}, "no usable measure/beat data"),                       # bar position never moves
+    ({"start": [0, 1e-300, 2e-300, 3e-300], "end": 4 * SR}, "tempo of"),  # a bar in a fraction of a sample
+])
+def test_unusable_bar_data_is_a_bad_recording(fields, reason):
+    with pytest.raises(rolls.BadRecording, match=reason):
+        rolls.organize_song(bar_notes(**fields), time_base="beats")
+
+
+def test_a_lone_absurd_bar_number_is_read_as_a_skip_at_the_typical_tempo():
+    roll = rolls.organize_song(bar_notes(measure=[0.0, 0.0, 0.0, 1e12]), time_base="beats", steps_per_beat=1)
+    assert roll.shape == (4, 88)
+
+
+def test_bar_numbers_ten_thousand_bars_apart_are_refused_by_the_frame_cap():
+    with pytest.raises(rolls.BadRecording, match="over max_frames=1000"):
+        rolls.organize_song(bar_notes(measure=[0.0, 1e4, 2e4, 3e4], beat=0.0), time_base="beats", max_frames=1000)
+
+
+@pytest.mark.parametrize("start_beat, beats, reason", [
+    ([0.0, np.nan], [1.0, 1.0], "start_beat or beats value that is not a finite number"),
+    ([0.0, 1.0], [1.0, np.inf], "start_beat or beats value that is not a finite number"),
+    ([0.0, -1.0], [1.0, 1.0], "negative start_beat"),
+    ([0.0, 1.0], [1.0, -0.5], "ends before it starts"),
+    ([0.0, 1e300], [1.0, 1e300], "beyond 2\\*\\*53"),
+    ([0.0, 1e12], [1.0, 1.0], "over max_frames"),
+])
+def test_unusable_start_beat_and_beats_are_a_bad_recording(start_beat, beats, reason):
+    notes = note_array((60, 0.0, 1.0), (62, 1.0, 2.0), start_beat=start_beat, beats=beats)
+    with pytest.raises(rolls.BadRecording, match=reason):
+        rolls.organize_song(notes, time_base="beats")
+
+
+def test_a_negative_start_cannot_erase_another_note():
+    """Index -3 would wrap to the end of the roll and its +1/-1 pair would cancel the other note's frames."""
+    roll = rolls.roll_from_spans(np.array([0.0, -3.5]), np.array([10.0, 2.0]), np.array([5, 5]), 12)
+    expected = np.zeros((10, 12), bool)
+    expected[:, 5] = True
+    np.testing.assert_array_equal(roll, expected)
+
+
+def test_spans_before_frame_zero_are_cut_off():
+    roll = rolls.roll_from_spans(np.array([-2.5, -5.0, -0.7, 0.0]), np.array([1.5, -2.0, -0.6, 4.0]),
+                                 np.array([0, 1, 2, 3]), 4)
+    expected = np.zeros((4, 4), bool)
+    expected[0:2, 0] = True  # the part from frame 0 on
+    expected[:, 3] = True    # keys 1 and 2: wholly before the roll, so absent
+    np.testing.assert_array_equal(roll, expected)
+
+
+def test_a_key_off_the_roll_is_refused_not_wrapped():
+    with pytest.raises(rolls.BadRecording, match="key outside 0-11"):
+        rolls.roll_from_spans(np.array([0.0]), np.array([1.0]), np.array([-1]), 12)
+
+
+def test_a_short_note_at_the_very_end_sounds_in_the_last_frame():
+    roll = rolls.roll_from_spans(np.array([0.0, 3.6]), np.array([2.0, 3.9]), np.array([0, 1]), 2, num_frames=0)
+    expected = np.zeros((4, 2), bool)
+    expected[0:2, 0] = True
+    expected[3, 1] = True  # its middle, 3.75, is nearest frame 4, which the roll does not have
+    np.testing.assert_array_equal(roll, expected)
+
+
+def test_main_program_ignores_instruments_outside_midi_programs():
+    notes = note_array((60, 0, 1), (62, 1, 2), (64, 2, 3), instrument=[0, 0, 41])
+    assert rolls.main_program(notes) == 41
+
+
+# ---------------------------------------------------------------- untrusted cache files
+
+def cached_songs():
+    """Two short rolls of 12 keys and one skipped recording, as preprocess makes them."""
+    first, second = np.zeros((3, 12), bool), np.zeros((5, 12), bool)
+    first[0:2, 4] = True
+    second[4, 11] = True
+    return {"ids": ["a", "b"], "rolls": [first, second], "programs": [1, 41], "skipped": [("c", "a negative start time")]}
+
+
+def write_cache(path, **changes):
+    """Write cached_songs() with save_rolls, then replace arrays (None: leave one out) as an attacker might."""
+    rolls.save_rolls(path, cached_songs())
+    with np.load(path) as cache:
+        arrays = {name: cache[name] for name in cache.files}
+    arrays.update(changes)
+    np.savez(path, **{name: value for name, value in arrays.items() if value is not None})
+    return path
+
+
+def replace_member(path, name, data):
+    """Rewrite one member of the cache's zip with raw bytes."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    members[name] = data
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+
+
+def test_a_cache_round_trips_through_load_rolls(tmp_path):
+    loaded = rolls.load_rolls(write_cache(tmp_path / "rolls.npz"), num_keys=12)
+    assert loaded["ids"] == ["a", "b"] and loaded["programs"] == [1, 41]
+    assert loaded["skipped"] == [("c", "a negative start time")]
+    for stored, original in zip(loaded["rolls"], cached_songs()["rolls"]):
+        np.testing.assert_array_equal(stored, original)
+
+
+def test_a_cache_of_only_skipped_recordings_loads(tmp_path):
+    path = tmp_path / "rolls.npz"
+    rolls.save_rolls(path, {"ids": [], "rolls": [], "programs": [], "skipped": [("a", "no notes")]})
+    assert rolls.load_rolls(path, num_keys=88) == {"ids": [], "rolls": [], "programs": [], "skipped": [("a", "no notes")]}
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"packed": None}, "no 'packed' array"),
+    ({"skipped": None}, "no 'skipped' array"),
+    ({"packed": np.zeros((7, 2), np.uint8)}, "packed frames have shape"),
+    ({"packed": np.zeros((8, 3), np.uint8)}, "packed frames have shape"),   # 12 keys take two bytes, not three
+    ({"packed": np.zeros(8, np.uint8)}, "1-d uint8"),
+    ({"packed": np.zeros((8, 1), np.float32)}, "float32"),
+    ({"ids": np.array([1, 2])}, "int64"),
+    ({"ids": np.array(["a", "a"])}, "an id appears twice"),
+    ({"lengths": np.array([3.0, 5.0])}, "float64"),
+    ({"lengths": np.array([3])}, "2 ids but 1 lengths"),
+    ({"lengths": np.array([-2, 10])}, "negative or beyond"),
+    ({"lengths": np.array([2**62, 2**62])}, "negative or beyond"),
+    ({"num_keys": np.int64(10**9)}, "num_keys is 1000000000"),
+    ({"num_keys": np.int64(0)}, "num_keys is 0"),
+    ({"num_keys": np.array([12, 12])}, "1-d int64"),
+    ({"programs": np.array([1, 0], np.int16)}, "program outside"),
+    ({"programs": np.array([1, 41, 1], np.int16)}, "3 programs"),
+    ({"skipped": np.array(["c", "why"])}, "1-d"),
+    ({"skipped": np.array([["c", "why", "extra"]])}, "not \\(id, reason\\) pairs"),
+    ({"skipped": np.array([[1, 2]])}, "int64"),
+])
+def test_a_damaged_cache_array_is_named_in_a_data_error(tmp_path, changes, reason):
+    path = write_cache(tmp_path / "rolls.npz", **changes)
+    with pytest.raises(rolls.DataError, match=f"roll cache .* is damaged \\(.*{reason}.*\\); delete it"):
+        rolls.load_rolls(path)
+
+
+def test_a_cache_for_another_keyboard_is_refused(tmp_path):
+    with pytest.raises(rolls.DataError, match="rolls of 12 keys where the settings make 88"):
+        rolls.load_rolls(write_cache(tmp_path / "rolls.npz"), num_keys=88)
+
+
+def test_a_truncated_cache_is_a_data_error(tmp_path):
+    path = write_cache(tmp_path / "rolls.npz")
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(rolls.DataError, match="is damaged"):
+        rolls.load_rolls(path)
+
+
+def test_a_cache_array_claiming_more_than_the_file_holds_is_refused_before_reading(tmp_path):
+    header = io.BytesIO()  # a terabyte of packed frames, claimed by a 200-byte member
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (10**12, 1)})
+    path = write_cache(tmp_path / "rolls.npz")
+    replace_member(path, "packed.npy", header.getvalue() + bytes(64))
+    with pytest.raises(rolls.DataError, match="claims shape \\(1000000000000, 1\\)"):
+        rolls.load_rolls(path)
+
+
+def test_a_cache_holding_a_pickle_is_refused(tmp_path):
+    path = write_cache(tmp_path / "rolls.npz", ids=np.array(["a", "b"], dtype=object))
+    with pytest.raises(rolls.DataError, match="object"):
+        rolls.load_rolls(path)
+
+
+def test_a_compressed_cache_is_not_the_one_we_wrote(tmp_path):
+    path = write_cache(tmp_path / "rolls.npz")
+    with np.load(path) as cache:
+        np.savez_compressed(path, **{name: cache[name] for name in cache.files})
+    with pytest.raises(rolls.DataError, match="not stored the way save_rolls stores it"):
+        rolls.load_rolls(path)
+
+
+def test_a_cache_that_is_a_folder_is_a_data_error(tmp_path):
+    with pytest.raises(rolls.DataError, match="is a folder"):
+        rolls.load_rolls(tmp_path)
