@@ -9,9 +9,11 @@ plain data. A member that is hostile or not an (audio, labels) pair, or a
 damaged zip, raises DataError naming the file and member; a recording whose
 labels hold unusable values raises BadRecording, which the caller skips.
 """
+import csv
 import io
 import os
 import zipfile
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,6 +26,157 @@ LABEL_HEADROOM_MB = 300.0  # memory a member's unpickled labels may take beyond 
 
 _BASE_VALUES = {"Sixty Fourth": 1 / 16, "Thirty Second": 1 / 8, "Sixteenth": 1 / 4,
                 "Eighth": 1 / 2, "Quarter": 1.0, "Half": 2.0, "Whole": 4.0}
+
+
+# ---------------------------------------------------------------- what data_path names
+
+MIDI_SUFFIXES = (".mid", ".midi")
+METADATA_FILE = "musicnet_metadata.csv"
+KIND_NAMES = {"npz": "MusicNet npz archive", "csv": "MusicNet CSV release", "midi": "MIDI files"}
+
+
+class Source(NamedTuple):
+    """What data_path names, once looked at: kind ('npz', 'csv' or 'midi'), root path, recordings
+    {id: member id, label CSV or MIDI file}, the ids the source itself holds out for testing (a CSV
+    release's test_labels/), metadata {id: {'composer': ..., 'ensemble': ...}} ({} if none), other
+    names split files may use for an id {alias: id}, and files [(path, size, mtime_ns)] for the cache key."""
+    kind: str
+    path: str
+    recordings: dict
+    test_ids: tuple
+    metadata: dict
+    aliases: dict
+    files: list
+
+
+def open_source(path):
+    """data_path → Source, detected from what it names; DataError for anything else."""
+    if os.path.isdir(path):
+        root = _csv_release_root(path)
+        return _open_csv_release(root) if root else _open_midi_folder(path)
+    check_readable_file(path, "data file")
+    with open(path, "rb") as file:
+        magic = file.read(4)
+    if magic in (b"PK\x03\x04", b"PK\x05\x06"):
+        metadata_path = os.path.join(os.path.dirname(os.path.abspath(path)), METADATA_FILE)
+        metadata = read_metadata(metadata_path) if os.path.isfile(metadata_path) else {}
+        ids = archive_ids(path)
+        return Source("npz", path, {song_id: song_id for song_id in ids}, (), metadata, {}, _stat_files([path]))
+    if magic == b"MThd" or path.lower().endswith(MIDI_SUFFIXES):
+        song_id = os.path.splitext(os.path.basename(path))[0]
+        return Source("midi", path, {song_id: path}, (), {}, {}, _stat_files([path]))
+    raise DataError(f"{path} is neither a MusicNet npz archive, a MIDI file, a MIDI folder nor a MusicNet CSV release")
+
+
+def describe(source):
+    """One line saying what was found: '330 recordings in a MusicNet CSV release (10 in test_labels/)'."""
+    extra = f" ({len(source.test_ids)} in test_labels/)" if source.test_ids else ""
+    extra += f"; metadata for {len(source.metadata)}" if source.metadata else ""
+    return f"{len(source.recordings)} recordings in {KIND_NAMES[source.kind]} {source.path}{extra}"
+
+
+def source_fingerprint(source):
+    """What identifies a source's contents for the roll cache: every file's path, size and modification time."""
+    return {"kind": source.kind, "root": os.path.abspath(source.path), "files": source.files}
+
+
+def _stat_files(paths):
+    """[(absolute path, size, mtime_ns)] of files, sorted: changes when any is added, removed or rewritten."""
+    listing = []
+    for path in sorted(paths):
+        info = os.stat(path)
+        listing.append((os.path.abspath(path), info.st_size, info.st_mtime_ns))
+    return listing
+
+
+def _walk_files(folder, suffixes):
+    """Regular files under folder (recursively, links not followed) whose names end in suffixes, sorted."""
+    found = []
+    for directory, subfolders, names in os.walk(folder):
+        subfolders.sort()
+        found += [os.path.join(directory, name) for name in sorted(names)
+                  if name.lower().endswith(suffixes) and os.path.isfile(os.path.join(directory, name))]
+    return found
+
+
+def _csv_release_root(path):
+    """The folder holding train_labels/ or test_labels/: path itself, path/musicnet or path/musicnet/musicnet; else None."""
+    for candidate in (path, os.path.join(path, "musicnet"), os.path.join(path, "musicnet", "musicnet")):
+        if any(os.path.isdir(os.path.join(candidate, part)) for part in ("train_labels", "test_labels")):
+            return candidate
+    return None
+
+
+def _open_csv_release(root):
+    """A CSV release folder → Source: <id>.csv under train_labels/ and test_labels/, metadata beside or above."""
+    recordings, test_ids = {}, []
+    for part in ("train_labels", "test_labels"):
+        for path in _walk_files(os.path.join(root, part), (".csv",)):
+            song_id = os.path.splitext(os.path.basename(path))[0]
+            if song_id in recordings:
+                raise DataError(f"{root}: recording {song_id} has label files in both train_labels/ and test_labels/")
+            recordings[song_id] = path
+            if part == "test_labels":
+                test_ids.append(song_id)
+    metadata_paths = [os.path.join(folder, METADATA_FILE) for folder in (root, os.path.dirname(root), os.path.dirname(os.path.dirname(root)))]
+    metadata_path = next((path for path in metadata_paths if os.path.isfile(path)), None)
+    metadata = read_metadata(metadata_path) if metadata_path else {}
+    files = _stat_files(list(recordings.values()) + ([metadata_path] if metadata_path else []))
+    return Source("csv", root, recordings, tuple(sorted(test_ids)), metadata, {}, files)
+
+
+def _open_midi_folder(folder):
+    """A folder searched recursively for .mid/.midi files → Source; ids are stems, or relative paths where stems repeat."""
+    paths = _walk_files(folder, MIDI_SUFFIXES)
+    if not paths:
+        raise DataError(f"{folder} holds no .mid or .midi files and is not a MusicNet CSV release (train_labels/, test_labels/)")
+    relative = [os.path.splitext(os.path.relpath(path, folder))[0].replace(os.sep, "/") for path in paths]
+    stems = [name.rsplit("/", 1)[-1] for name in relative]
+    counts = _counts(stems)
+    ids = [stem if counts[stem] == 1 else name for stem, name in zip(stems, relative)]
+    aliases = {name: song_id for name, song_id in zip(relative, ids) if name != song_id}
+    return Source("midi", folder, dict(zip(ids, paths)), (), {}, aliases, _stat_files(paths))
+
+
+def _counts(items):
+    """{item: how many times it occurs}."""
+    counts = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
+def read_metadata(path):
+    """musicnet_metadata.csv → {id: {column: text}} (composer, ensemble, composition, ...); DataError if unreadable."""
+    try:
+        check_readable_file(path, "metadata file")
+        with open(path, newline="", encoding="utf-8", errors="replace") as file:
+            rows = list(csv.DictReader(file))
+    except (OSError, csv.Error) as err:
+        raise DataError(f"metadata file {path} cannot be read ({type(err).__name__})") from None
+    if rows and not {"id", "composer", "ensemble"} <= set(rows[0]):
+        raise DataError(f"metadata file {path} lacks the columns id, composer and ensemble")
+    return {row["id"].strip(): {key: (value or "").strip() for key, value in row.items() if key} for row in rows if row.get("id")}
+
+
+def read_song(source, song_id, max_member_mb=MAX_MEMBER_MB):
+    """One recording of a CSV or MIDI source → (notes, None), or (None, reason) when it cannot be used."""
+    try:
+        if source.kind == "csv":
+            return read_csv_labels(source.recordings[song_id]), None
+        from midi_io import midi_to_notes  # TODO(integration): top-level import once midi_io has it
+        return midi_to_notes(source.recordings[song_id]), None
+    except DataError as problem:  # BadRecording included: a broken file in a collection is skipped
+        return None, str(problem)
+
+
+def read_songs(source, ids, max_member_mb=MAX_MEMBER_MB):
+    """Yield (id, notes, problem) for the given recordings of any source, one at a time, in order."""
+    if source.kind == "npz":
+        yield from read_archive(source.path, ids, max_member_mb)
+        return
+    for song_id in ids:
+        yield (song_id, *read_song(source, song_id, max_member_mb))
 
 
 # ---------------------------------------------------------------- MusicNet npz archives
@@ -190,9 +343,26 @@ _LABEL_FIELDS = [("start", lambda label: label[0], "a start time", False),
                  ("beat", lambda label: label[2][3], "a beat", False)]
 
 
+def labels_hold_start_beats(third, fourth):
+    """True when label fields 3 and 4 are (start_beat, duration in beats), as in npz files built from the CSV
+    release; False for MusicNet's original (measure, fraction of the bar): a bar fraction is below 1 and a
+    bar number is whole, while durations of a beat or more, and fractional onsets, fill any real piece."""
+    finite = np.isfinite(third) & np.isfinite(fourth)
+    return bool(np.any(fourth[finite] >= 1) or np.any(third[finite] != np.round(third[finite])))
+
+
+def label_form(notes):
+    """Which timing fields a NOTE_DTYPE array carries: 'measure/beat', 'start_beat/end_beat' or 'seconds only'."""
+    if len(notes) and not np.isnan(notes["start_beat"]).any():
+        return "start_beat/end_beat"
+    return "measure/beat" if len(notes) and not np.isnan(notes["measure"]).any() else "seconds only"
+
+
 def notes_from_labels(labels):
     """Iterable of (begin, end, (instrument, note, measure, beat, note_value)) → checked NOTE_DTYPE array sorted by start.
 
+    Labels built from the CSV release, (instrument, note, start_beat, end_beat,
+    note_value), are recognised (labels_hold_start_beats) and read as such.
     Filled column by column, so memory stays near the array's own size.
     Raises BadRecording (with the reason) when a label's values cannot be used.
     """
@@ -208,5 +378,61 @@ def notes_from_labels(labels):
         notes[field] = values
     notes["quarters"] = np.fromiter((quarters_from_name(label[2][4]) for label in labels), float, count=len(labels))
     notes["start_beat"] = notes["beats"] = np.nan
+    if labels_hold_start_beats(notes["measure"], notes["beat"]):
+        notes["start_beat"], notes["beats"] = notes["measure"], notes["beat"]
+        notes["measure"] = notes["beat"] = np.nan
+    check_notes(notes)
+    return notes[np.lexsort((notes["note"], notes["start"]))]
+
+
+# ------------------------------------------------------------------ the CSV release
+
+CSV_COLUMNS = ("start_time", "end_time", "instrument", "note", "start_beat", "end_beat", "note_value")
+MAX_CSV_MB = 200.0  # largest label CSV read: MusicNet's biggest is about 3 MB
+
+
+def _csv_numbers(texts, column):
+    """Column of CSV texts → float array, or BadRecording naming the first line that is not a number."""
+    try:
+        return np.array(texts, dtype=float)
+    except ValueError:
+        for number, text in enumerate(texts, start=2):
+            try:
+                float(text)
+            except ValueError:
+                raise BadRecording(f"line {number}: {column} {text[:20]!r} is not a number") from None
+        raise
+
+
+def read_csv_labels(path, max_mb=MAX_CSV_MB):
+    """One MusicNet CSV label file → checked NOTE_DTYPE array (end_beat is a duration); BadRecording if unusable."""
+    try:
+        info = check_readable_file(path, "label file")
+        if info.st_size > max_mb * 1e6:
+            raise BadRecording(f"{info.st_size / 1e6:.0f} MB, over the {max_mb:g} MB limit for a label file")
+        with open(path, newline="", encoding="utf-8", errors="replace") as file:
+            rows = list(csv.reader(file))
+    except DataError as err:
+        raise BadRecording(str(err)) from None
+    except (OSError, csv.Error) as err:
+        raise BadRecording(f"cannot be read ({type(err).__name__}: {str(err)[:80]})") from None
+    if not rows or [name.strip() for name in rows[0]] != list(CSV_COLUMNS):
+        raise BadRecording("does not start with the header " + ",".join(CSV_COLUMNS))
+    body = rows[1:]
+    short = next((number for number, row in enumerate(body, start=2) if len(row) != len(CSV_COLUMNS)), None)
+    if short is not None:
+        raise BadRecording(f"line {short} does not have the {len(CSV_COLUMNS)} fields " + ",".join(CSV_COLUMNS))
+    columns = list(zip(*body)) if body else [()] * len(CSV_COLUMNS)
+    notes = np.zeros(len(body), dtype=NOTE_DTYPE)
+    notes["measure"] = notes["beat"] = np.nan
+    for field, column in (("start", 0), ("end", 1), ("instrument", 2), ("note", 3), ("start_beat", 4), ("beats", 5)):
+        values = _csv_numbers(columns[column], CSV_COLUMNS[column])
+        if NOTE_DTYPE[field].kind == "i":
+            fractional = np.isfinite(values) & (values != np.round(values))
+            if fractional.any():
+                raise BadRecording(f"line {int(np.argmax(fractional)) + 2}: {CSV_COLUMNS[column]} is not a whole number")
+            values = np.where(np.abs(values) < 2 ** 15, values, -1)  # out of range: check_notes says so
+        notes[field] = values
+    notes["quarters"] = [quarters_from_name(name) for name in columns[6]]
     check_notes(notes)
     return notes[np.lexsort((notes["note"], notes["start"]))]

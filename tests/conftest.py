@@ -38,3 +38,41 @@ def write_py2_style_archive(path, members):
             np.lib.format.write_array_header_1_0(stream, {"descr": "|O", "fortran_order": False, "shape": (2,)})
             pickle.dump(obj, stream, protocol=2, fix_imports=True)
             archive.writestr(song_id + ".npy", stream.getvalue())
+
+
+CSV_HEADER = "start_time,end_time,instrument,note,start_beat,end_beat,note_value"
+VALUE_NAMES = {0.25: "Sixteenth", 0.5: "Eighth", 1.0: "Quarter", 1.5: "Dotted Quarter", 2.0: "Half", 4.0: "Whole"}
+
+
+def score_notes(*notes, bpm=120.0):
+    """(pitch, start_beat, beats[, instrument]) tuples at a steady tempo → NOTE_DTYPE array (samples and beats)."""
+    from rolls import NOTE_DTYPE
+    array = np.zeros(len(notes), NOTE_DTYPE)
+    for row, (pitch, start_beat, beats, *instrument) in enumerate(notes):
+        samples_per_beat = SR * 60.0 / bpm
+        array[row] = (round(start_beat * samples_per_beat), round((start_beat + beats) * samples_per_beat),
+                      instrument[0] if instrument else 1, pitch, np.nan, np.nan, beats, start_beat, beats)
+    return array
+
+
+def write_csv_release(root, songs, test_ids=(), metadata=None):
+    """{id: NOTE_DTYPE notes} → a MusicNet CSV release folder (train_labels/, test_labels/, metadata CSV)."""
+    for part in ("train_labels", "test_labels"):
+        (root / part).mkdir(parents=True, exist_ok=True)
+    for song_id, notes in songs.items():
+        lines = [CSV_HEADER] + [f"{int(n['start'])},{int(n['end'])},{n['instrument']},{n['note']},{float(n['start_beat'])!r},"
+                                f"{float(n['beats'])!r},{VALUE_NAMES.get(float(n['beats']), 'Unknown')}" for n in notes]
+        part = "test_labels" if song_id in test_ids else "train_labels"
+        (root / part / f"{song_id}.csv").write_text("\n".join(lines) + "\n")
+    if metadata:
+        rows = ["id,composer,composition,movement,ensemble,source,transcriber,catalog_name,seconds"]
+        rows += [f'{song_id},{composer},"Sonata, No. 1",1. Allegro,{ensemble},CC,x,Op. 1,100'
+                 for song_id, (composer, ensemble) in metadata.items()]
+        (root / "musicnet_metadata.csv").write_text("\n".join(rows) + "\n")
+
+
+def start_beat_tree(notes):
+    """NOTE_DTYPE notes → IntervalTree in the CSV-derived npz form: (instrument, note, start_beat, end_beat, note_value)."""
+    return IntervalTree(Interval(int(n["start"]), int(n["end"]),
+                                 (int(n["instrument"]), int(n["note"]), float(n["start_beat"]), float(n["beats"]),
+                                  VALUE_NAMES.get(float(n["beats"]), "Unknown"))) for n in notes)

@@ -7,7 +7,7 @@ import pytest
 from intervaltree import Interval, IntervalTree
 
 import sources
-from conftest import labels, musicnet_entry, write_py2_style_archive
+from conftest import CSV_HEADER, labels, musicnet_entry, score_notes, start_beat_tree, write_csv_release, write_py2_style_archive
 from files import DataError
 
 
@@ -121,3 +121,76 @@ def test_begin_after_end_is_a_skip_not_an_attack(tmp_path):
     write_py2_style_archive(path, {"0001": musicnet_entry(tree_with(1, 60, 0, 0.0, "Quarter", begin=88200, end=44100))})
     (_, notes, problem), = sources.read_archive(path)
     assert notes is None and "ends before it starts" in problem
+
+
+# ---------------------------------------------------------------- the CSV release and source detection
+
+def two_scores():
+    return {"1727": score_notes((60, 0, 1), (64, 0, 2, 41), (67, 1, 1.5), (72, 2.5, 0.5)),
+            "2494": score_notes((48, 0, 4), (55, 1, 0.5), (59, 1.5, 0.25), (62, 3, 1, 41), bpm=90)}
+
+
+def test_csv_release_and_the_npz_built_from_it_give_the_same_notes(tmp_path):
+    songs = two_scores()
+    write_csv_release(tmp_path / "release", songs, test_ids=["2494"])
+    np.savez(tmp_path / "from_csv.npz", **{song_id: musicnet_entry(start_beat_tree(notes)) for song_id, notes in songs.items()})
+    from_csv = sources.open_source(str(tmp_path / "release"))
+    from_npz = sources.open_source(str(tmp_path / "from_csv.npz"))
+    assert (from_csv.kind, from_npz.kind) == ("csv", "npz")
+    read_csv = {song_id: notes for song_id, notes, _ in sources.read_songs(from_csv, sorted(from_csv.recordings))}
+    read_npz = {song_id: notes for song_id, notes, _ in sources.read_songs(from_npz, sorted(from_npz.recordings))}
+    for song_id, notes in songs.items():
+        assert_same_notes(read_csv[song_id], notes[np.lexsort((notes["note"], notes["start"]))])
+        assert_same_notes(read_npz[song_id], read_csv[song_id])
+        assert sources.label_form(read_npz[song_id]) == "start_beat/end_beat"
+
+
+def test_original_measure_beat_labels_are_told_apart_from_start_beat_labels():
+    original = sources.notes_from_labels(labels((60, 0.0, 1.0), (64, 0.5, 1.5), (67, 1.25, 2.0)))
+    assert sources.label_form(original) == "measure/beat"
+    assert np.isnan(original["start_beat"]).all()
+    csv_form = sources.notes_from_labels(start_beat_tree(score_notes((60, 0, 1), (64, 0.5, 1.5))))
+    assert sources.label_form(csv_form) == "start_beat/end_beat"
+    assert list(csv_form["start_beat"]) == [0.0, 0.5] and list(csv_form["beats"]) == [1.0, 1.5]
+
+
+@pytest.mark.parametrize("nesting", [[], ["musicnet"], ["musicnet", "musicnet"]])
+def test_csv_release_is_found_from_its_own_folder_or_the_folders_above(tmp_path, nesting):
+    root = tmp_path.joinpath(*nesting)
+    write_csv_release(root, two_scores(), test_ids=["2494"], metadata={"1727": ("Bach", "Solo Piano"), "2494": ("Mozart", "String Quartet")})
+    source = sources.open_source(str(tmp_path))
+    assert source.kind == "csv" and sorted(source.recordings) == ["1727", "2494"]
+    assert source.test_ids == ("2494",)
+    assert source.metadata["1727"]["composer"] == "Bach" and source.metadata["2494"]["ensemble"] == "String Quartet"
+    assert source.metadata["1727"]["composition"] == "Sonata, No. 1"  # quoted commas survive
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("start,end\n1,2\n", "header"),
+    (CSV_HEADER + "\n0,44100,1,C4,0,1,Quarter\n", "'C4' is not a number"),
+    (CSV_HEADER + "\n0,44100,1,60.5,0,1,Quarter\n", "not a whole number"),
+    (CSV_HEADER + "\n0,44100,1,60,0\n", "fields"),
+    (CSV_HEADER + "\n44100,0,1,60,0,1,Quarter\n", "ends before it starts"),
+    ("", "header"),
+], ids=["header", "text-note", "fractional-note", "short-line", "backwards", "empty"])
+def test_a_bad_label_csv_is_skipped_with_its_reason(tmp_path, content, reason):
+    write_csv_release(tmp_path, two_scores())
+    (tmp_path / "train_labels" / "9999.csv").write_text(content)
+    source = sources.open_source(str(tmp_path))
+    results = {song_id: (notes, problem) for song_id, notes, problem in sources.read_songs(source, sorted(source.recordings))}
+    assert results["1727"][1] is None
+    assert results["9999"][0] is None and reason in results["9999"][1]
+
+
+@pytest.mark.parametrize("make", ["text_file", "empty_folder", "folder_of_text"])
+def test_a_data_path_that_is_no_known_source_is_a_one_line_error(tmp_path, make):
+    if make == "text_file":
+        path = tmp_path / "notes.txt"
+        path.write_text("hello")
+    else:
+        path = tmp_path / "folder"
+        path.mkdir()
+        if make == "folder_of_text":
+            (path / "a.txt").write_text("hello")
+    with pytest.raises(DataError, match="neither|no .mid"):
+        sources.open_source(str(path))
