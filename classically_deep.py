@@ -9,16 +9,24 @@ train an LSTM with a NADE note head → frame NLL on held-out songs → generate
 MIDI files in output_dir. TensorFlow is imported only where training starts,
 so a bad setting or a preprocessing run answers at once.
 """
+import contextlib
+import hashlib
 import json
+import math
 import os
+import shlex
+import signal
 import sys
+import threading
 import time
+import zipfile
 
 import numpy as np
 
+import midi_io
 import rolls
 import sources
-from files import DataError, atomic_write, make_dir
+from files import DataError, atomic_path, atomic_write, check_readable_file, make_dir
 from midi_io import roll_to_midi
 from rolls import BadRecording
 
@@ -30,6 +38,7 @@ cache_dir = "data/cache"         # where preprocessed piano rolls are cached (na
 save_mode = "auto"               # True: preprocess and save the cache; False: load the cache only; "auto": either
 output_dir = "output"            # checkpoint, metrics.json, settings.json and MIDI files land here
 max_member_mb = 1000.0           # largest archive member read, MB uncompressed (30 min of MusicNet audio is ~640)
+max_frames = 1_000_000           # longest piano roll, frames; longer recordings are skipped
 # piano roll
 lowest_note = 21                 # MIDI note of the roll's first key (21 = A0)
 highest_note = 108               # MIDI note of the roll's last key (108 = C8)
@@ -50,7 +59,8 @@ max_minutes = 4.0                # wall-clock training budget, minutes
 learning_rate = 1e-2             # Adam step size at the start, halved on validation plateaus
 patience = 6                     # epochs without validation improvement before stopping
 transpose_range = 2              # random transposition of training windows, ± semitones (0 = off)
-seed = 1234                      # same seed, same run (within the time budget)
+seed = 1234                      # same seed, same run (within the time budget); 0 to 2**32 - 1
+resume = False                   # True: continue the interrupted run in output_dir from its last checkpoint
 # generation
 primer_frames = 32               # frames of a held-out song's opening that prime the model
 generate_frames = 256            # frames to compose after the primer
@@ -107,19 +117,41 @@ def resolve_settings(argv, defaults):
     return settings
 
 
+MAX_FRAMES_PER_BEAT = 32767 // midi_io.TICKS_PER_FRAME  # a MIDI file holds at most 32767 ticks per quarter note
+MAX_SIZES = {"hidden_size": 4096, "head_size": 4096, "num_layers": 16, "batch_size": 4096, "seq_len": 100_000}
+
+
 def check_settings(settings):
     """Refuse settings that cannot work, with a sentence saying why."""
+    for name, value in settings.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SettingsError(f"{name} must be a finite number, not {value}")
+    for name in ("data_path", "output_dir", "cache_dir"):
+        if not settings[name]:
+            raise SettingsError(f"{name} must not be empty")
     if not 0 <= settings["lowest_note"] < settings["highest_note"] <= 127:
         raise SettingsError("need 0 <= lowest_note < highest_note <= 127")
     if not 0 <= settings["dropout"] < 1:
         raise SettingsError("dropout must be in [0, 1)")
     for name in ("steps_per_beat", "steps_per_second", "hidden_size", "num_layers", "head_size", "seq_len",
-                 "batch_size", "epochs", "max_minutes", "learning_rate", "temperature", "bpm", "primer_frames"):
+                 "batch_size", "epochs", "max_minutes", "learning_rate", "temperature", "primer_frames",
+                 "max_member_mb", "max_frames"):
         if settings[name] <= 0:
             raise SettingsError(f"{name} must be positive, not {settings[name]}")
     for name in ("transpose_range", "generate_frames", "num_outputs", "patience"):
         if settings[name] < 0:
             raise SettingsError(f"{name} must not be negative, not {settings[name]}")
+    for name, most in MAX_SIZES.items():
+        if settings[name] > most:
+            raise SettingsError(f"{name} must be at most {most}, not {settings[name]}")
+    for name in ("steps_per_beat", "steps_per_second"):
+        if settings[name] > MAX_FRAMES_PER_BEAT:
+            raise SettingsError(f"{name} must be at most {MAX_FRAMES_PER_BEAT} (the finest grid a MIDI file "
+                                f"can hold), not {settings[name]}")
+    if not 4 <= settings["bpm"] <= 1000:
+        raise SettingsError(f"bpm must be between 4 and 1000, not {settings['bpm']}")
+    if not 0 <= settings["seed"] < 2 ** 32:
+        raise SettingsError(f"seed must be between 0 and {2 ** 32 - 1}, not {settings['seed']}")
 
 
 def write_json(path, data):
@@ -138,29 +170,71 @@ def organize_song(labels, **settings):
 # ------------------------------------------------------------------ data
 
 def resolve_data_path(path):
-    """The archive to read: the given path, or the embedded sample when the default is absent."""
-    if os.path.exists(path):
-        return path
-    if path == DEFAULT_DATA_PATH:
+    """The data to read: the given path, or the embedded sample when the default is absent; a file must be readable."""
+    if not os.path.lexists(path):
+        if path != DEFAULT_DATA_PATH:
+            raise DataError(f"{path} not found — download MusicNet (see data/README.md) or pass --data_path=...")
         print(f"{DEFAULT_DATA_PATH} not found: using the embedded sample {os.path.relpath(SAMPLE_PATH)} "
               "(see data/README.md to get the real MusicNet)")
-        return SAMPLE_PATH
-    raise DataError(f"{path} not found — download MusicNet (see data/README.md) or pass --data_path=...")
+        path = SAMPLE_PATH
+    if not os.path.isdir(path):  # what a folder holds is the reader's to judge
+        check_readable_file(path, "data file")  # a FIFO or device is refused before anything opens it
+    return path
 
 
-def split_ids(ids, split_path=""):
-    """Recording ids → {'train', 'valid', 'test'} id lists (split file, else the standard split)."""
+MAX_SPLIT_MB = 10  # a split file lists ids: MusicNet's is a few kB
+
+
+def read_split(split_path):
+    """Split file → {'train', 'valid', 'test'}: lists of str ids, checked: three lists of ids, no id twice."""
+    info = check_readable_file(split_path, "split file")
+    if info.st_size > MAX_SPLIT_MB * 1e6:
+        raise DataError(f"split file {split_path} is {info.st_size / 1e6:.0f} MB; a split file lists ids "
+                        f"(at most {MAX_SPLIT_MB} MB)")
+    shape = '{"train": [ids], "valid": [ids], "test": [ids]}'
+    try:
+        with open(split_path, encoding="utf-8") as file:
+            parts = json.load(file)
+    except (OSError, ValueError, RecursionError) as err:
+        raise DataError(f"split file {split_path} is not JSON like {shape} ({str(err)[:120]})") from None
+    if not isinstance(parts, dict) or not all(isinstance(parts.get(part), list) for part in ("train", "valid", "test")):
+        raise DataError(f"split file {split_path} is not {shape}")
+    split = {}
+    for part in ("train", "valid", "test"):
+        bad = [song_id for song_id in parts[part] if type(song_id) not in (str, int)]
+        if bad:
+            raise DataError(f"split file {split_path}: {part} holds {str(bad[0])[:40]!r}, not a recording id")
+        split[part] = [str(song_id) for song_id in parts[part]]
+    seen = {}
+    for part, part_ids in split.items():
+        for song_id in part_ids:
+            seen.setdefault(song_id, []).append(part)
+    repeated = {song_id: places for song_id, places in seen.items() if len(places) > 1}
+    if repeated:
+        listed = ", ".join(f"{song_id} ({' and '.join(places)})" for song_id, places in list(repeated.items())[:10])
+        raise DataError(f"split file {split_path} names {len(repeated)} recording(s) more than once: {listed}")
+    return split
+
+
+def split_ids(ids, split_path="", unusable=()):
+    """Recording ids → {'train', 'valid', 'test'} id lists (split file, else the standard split).
+
+    Ids of a split file that are in `unusable` (recordings skipped as unusable)
+    are dropped with a note; ids the archive lacks altogether are an error.
+    """
     if split_path:
-        try:
-            with open(split_path) as file:
-                parts = json.load(file)
-            split = {part: [str(song_id) for song_id in parts[part]] for part in ("train", "valid", "test")}
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise DataError(f"{split_path} is not a split file {{\"train\": [...], \"valid\": [...], \"test\": [...]}} ({err})") from None
-        missing = sorted(set(sum(split.values(), [])) - set(ids))
+        split = read_split(split_path)
+        named, unusable = sum(split.values(), []), set(unusable)
+        known = set(ids) | unusable
+        missing = [song_id for song_id in named if song_id not in known]
         if missing:
             raise DataError(f"{split_path} names recordings the archive lacks: {', '.join(missing[:10])}")
-        return split
+        dropped = [song_id for song_id in named if song_id in unusable]
+        if dropped:
+            print(f"note: {split_path} names {len(dropped)} recording(s) skipped as unusable; left out of the "
+                  f"split: {', '.join(dropped[:10])}")
+        return {part: [song_id for song_id in part_ids if song_id not in unusable]
+                for part, part_ids in split.items()}
     rng = np.random.default_rng(SPLIT_SEED)
     test = [song_id for song_id in ids if song_id in STANDARD_TEST_IDS]
     rest = [song_id for song_id in ids if song_id not in test]
@@ -205,6 +279,10 @@ def make_window_dataset(train_rolls, settings):
     class WindowDataset(keras.utils.PyDataset):
         """Random windows of seq_len + 1 frames from the training rolls, drawn afresh each epoch.
 
+        Batch `index` of epoch `self.epoch` (set by train() as each epoch
+        begins) depends only on (seed, epoch, index), so a resumed run draws
+        the windows the uninterrupted run would have drawn.
+
         Yields (windows, targets, weights): (batch, width, keys) float32,
         (batch, width - 1, keys) float32 and (batch, width - 1) float32, where
         width = seq_len + 1 (less if every song is shorter) and a weight of 0
@@ -239,9 +317,6 @@ def make_window_dataset(train_rolls, settings):
                 weights[row, :len(piece) - 1] = 1.0
             return windows, windows[:, 1:], weights
 
-        def on_epoch_end(self):
-            self.epoch += 1
-
     return WindowDataset()
 
 
@@ -270,12 +345,93 @@ def mean_frame_nll(scorer, song_rolls):
     return nats / max(frames, 1)
 
 
-def train(model, train_rolls, valid_rolls, settings):
+class TrainingError(Exception):
+    """Training gave no usable weights (the loss diverged before any good epoch); the message is for the user."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs."""
+
+
+class Interrupted(Exception):
+    """Training stopped by a signal after saving the resume checkpoint; exit_code is 130 (SIGINT) or 143 (SIGTERM)."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+def stop_at_once(signum, frame):
+    """Signal handler: SIGINT → KeyboardInterrupt, SIGTERM → Terminated."""
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def signal_handler(handler):
+    """While active, SIGINT and SIGTERM call handler(signum, frame); only the main thread can set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, signal.SIG_DFL if old is None else old)
+
+
+def file_sha256(path):
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_resume_checkpoint(model, progress, output_dir):
+    """Write output_dir/resume.keras (weights and optimizer state), then resume.json (progress and the .keras hash)."""
+    path = os.path.join(output_dir, "resume.keras")
+    with atomic_path(path) as temp:
+        model.save(temp)
+    write_json(os.path.join(output_dir, "resume.json"), {**progress, "checkpoint_sha256": file_sha256(path)})
+
+
+def remove_resume_checkpoint(output_dir):
+    """Delete resume.json, then resume.keras, if present (json first: without it the .keras is never used)."""
+    for name in ("resume.json", "resume.keras"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(output_dir, name))
+
+
+def train(model, train_rolls, valid_rolls, settings, resumed=None):
     """Fit the model on random windows; validate on whole songs each epoch; keep the best weights.
 
-    Saves the best model to output_dir/best.keras and returns the Keras history dict.
+    Saves the best model to output_dir/best.keras and ends with its weights;
+    returns (history dict over all sessions, minutes trained over all sessions).
+    Training ends at `epochs`, after `patience` epochs without improvement,
+    past `max_minutes` (earlier sessions count), or after the batch in which
+    - the loss stopped being finite: says so and goes on with the best weights;
+      TrainingError (the run cannot go on) if no epoch gave a finite validation NLL yet;
+    - SIGINT or SIGTERM arrived: the epoch ends there (validated and counted),
+      resume.keras and resume.json are saved in output_dir and Interrupted is
+      raised; a second signal stops at once, without a checkpoint.
+    resumed: the progress saved in resume.json, to continue from there.
     """
     import keras
+    resumed = resumed or {"epoch": 0, "minutes": 0.0, "history": {}, "callbacks": {}}
+    checkpoint = os.path.join(settings["output_dir"], "best.keras")
+    windows = make_window_dataset(train_rolls, settings)
+    caught = {"signal": None}
+    started = time.monotonic()
+
+    def note_signal(signum, frame):
+        if caught["signal"] is not None:
+            stop_at_once(signum, frame)
+        caught["signal"] = signum
+
+    def minutes():
+        return resumed["minutes"] + (time.monotonic() - started) / 60
 
     class ValidationNLL(keras.callbacks.Callback):
         """Adds val_frame_nll (whole held-out songs) to each epoch's logs."""
@@ -287,26 +443,93 @@ def train(model, train_rolls, valid_rolls, settings):
         def on_epoch_end(self, epoch, logs=None):
             logs["val_frame_nll"] = mean_frame_nll(self.scorer, valid_rolls)
 
-    class TimeBudget(keras.callbacks.Callback):
-        """Stops training at the first batch past max_minutes."""
+    class Stop(keras.callbacks.Callback):
+        """Ends training after a batch that brought a signal, a non-finite loss or the end of the time budget."""
 
         def on_train_begin(self, logs=None):
-            self.deadline = time.monotonic() + 60 * settings["max_minutes"]
+            self.reason, self.loss = None, None
 
         def on_train_batch_end(self, batch, logs=None):
-            if time.monotonic() > self.deadline:
+            loss = float(logs["loss"])
+            if self.reason is None:
+                self.reason = ("signal" if caught["signal"] else "loss" if not math.isfinite(loss)
+                               else "time" if minutes() > settings["max_minutes"] else None)
+                self.loss = loss
+            if self.reason is not None:
                 self.model.stop_training = True
 
-    checkpoint = os.path.join(settings["output_dir"], "best.keras")
+        on_epoch_end = on_train_batch_end  # a signal during validation stops before the next epoch
+
+    class Resumable:
+        """Mixin: a callback whose STATE attributes are saved at an interruption and set again on resuming."""
+        STATE = ()
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)  # the callback's own reset, then the saved state over it
+            saved = resumed["callbacks"].get(type(self).__name__, {})
+            for name in self.STATE:
+                if name in saved:
+                    setattr(self, name, saved[name])
+
+        def state(self):
+            values = {name: getattr(self, name) for name in self.STATE}
+            return {name: value if value is None or isinstance(value, int) else float(value)
+                    for name, value in values.items()}
+
+    class Plateau(Resumable, keras.callbacks.ReduceLROnPlateau):
+        STATE = ("best", "wait", "cooldown_counter")
+
+    class Patience(Resumable, keras.callbacks.EarlyStopping):
+        STATE = ("best", "wait", "best_epoch")
+
+    class BestCheckpoint(Resumable, keras.callbacks.Callback):
+        """Saves the model to best.keras (atomically) at each new finite low of val_frame_nll."""
+        STATE = ("best", "best_epoch")
+
+        def on_train_begin(self, logs=None):
+            self.best, self.best_epoch = None, None
+            super().on_train_begin(logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = logs["val_frame_nll"]
+            if math.isfinite(value) and (self.best is None or value < self.best):
+                self.best, self.best_epoch = value, epoch
+                with atomic_path(checkpoint) as temp:
+                    self.model.save(temp)
+
     monitor = {"monitor": "val_frame_nll", "mode": "min"}
-    callbacks = [ValidationNLL(), TimeBudget(),
-                 keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, settings["patience"] // 2), **monitor),
-                 keras.callbacks.EarlyStopping(patience=settings["patience"], restore_best_weights=True, **monitor),
-                 keras.callbacks.ModelCheckpoint(checkpoint, save_best_only=True, **monitor)]
-    history = model.fit(make_window_dataset(train_rolls, settings), epochs=settings["epochs"],
-                        callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
-    print(f"best model: {checkpoint}")
-    return history.history
+    stop, best = Stop(), BestCheckpoint()
+    resumables = [Plateau(factor=0.5, patience=max(1, settings["patience"] // 2), **monitor),
+                  Patience(patience=settings["patience"], **monitor), best]
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: setattr(windows, "epoch", epoch)),
+                 ValidationNLL(), stop, *resumables]
+    with signal_handler(note_signal):
+        fitted = model.fit(windows, epochs=settings["epochs"], initial_epoch=resumed["epoch"], shuffle=False,
+                           callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2).history
+    history = {key: resumed["history"].get(key, []) + [float(value) for value in fitted.get(key, [])]
+               for key in {**resumed["history"], **fitted}}
+    epoch = len(history.get("loss", []))
+    if stop.reason == "signal":
+        learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        save_resume_checkpoint(model, {"epoch": epoch, "minutes": minutes(), "learning_rate": learning_rate,
+                                       "history": history,
+                                       "callbacks": {type(cb).__name__: cb.state() for cb in resumables}},
+                               settings["output_dir"])
+        name = signal.Signals(caught["signal"]).name
+        raise Interrupted(f"{name}: training stopped in epoch {epoch}; the resume checkpoint is saved "
+                          f"({os.path.join(settings['output_dir'], 'resume.keras')} and resume.json)", caught["signal"])
+    if best.best_epoch is None:
+        diverged = f" before the training loss became {stop.loss} in epoch {epoch}" if stop.reason == "loss" else ""
+        raise TrainingError(f"no epoch gave a finite validation NLL{diverged}, so no weights are worth keeping; "
+                            "try a lower --learning_rate")
+    model.load_weights(checkpoint)
+    if stop.reason == "loss":
+        print(f"training stopped in epoch {epoch}: the training loss became {stop.loss}; going on with the best "
+              f"weights (epoch {best.best_epoch + 1}, validation NLL {best.best:.3f})")
+    if caught["signal"]:  # it came after training had ended for another reason: stop like Ctrl-C elsewhere
+        stop_at_once(caught["signal"], None)
+    print(f"best model: {checkpoint} (epoch {best.best_epoch + 1})")
+    return history, minutes()
 
 
 # ------------------------------------------------------------------ generation and MIDI
@@ -366,23 +589,28 @@ def load_or_preprocess(data, settings):
             raise DataError(f"no roll cache matches these settings ({path}); run with --save_mode=True or auto")
         print(f"using roll cache {path}")
         return rolls.load_rolls(path)
+    make_dir(settings["cache_dir"], "cache folder")  # before the work, not after it
     songs = preprocess(data, settings)
-    make_dir(settings["cache_dir"], "cache folder")
     rolls.save_rolls(path, songs)
     print(f"built roll cache {path}")
     return songs
 
 
 def load_songs(data, settings):
-    """Data file → ({'train', 'valid', 'test'}: lists of rolls of two frames or more, split ids, training program)."""
+    """Data file → ({'train', 'valid', 'test'}: lists of rolls with two sounding frames or more, split ids, training program)."""
     songs = load_or_preprocess(data, settings)
+    total = len(songs["ids"]) + len(songs["skipped"])
     if songs["skipped"]:
-        print(f"skipped {len(songs['skipped'])} of {len(songs['ids']) + len(songs['skipped'])} recordings "
-              "whose labels cannot be used: " + ", ".join(song_id for song_id, _ in songs["skipped"][:10]))
-    usable = [i for i, roll in enumerate(songs["rolls"]) if roll.any(axis=1).sum() > 1]  # not empty, not one note
+        print(f"skipped {len(songs['skipped'])} of {total} recordings whose labels cannot be used: "
+              + ", ".join(song_id for song_id, _ in songs["skipped"][:10]))
+    usable = [i for i, roll in enumerate(songs["rolls"]) if roll.any(axis=1).sum() > 1]  # something to predict
+    short = [songs["ids"][i] for i in sorted(set(range(len(songs["ids"]))) - set(usable))]
+    if short:
+        print(f"skipped {len(short)} of {total} recordings with fewer than two frames that sound (empty, or "
+              "too short to learn from): " + ", ".join(short[:10]))
     ids = [songs["ids"][i] for i in usable]
     by_id = {songs["ids"][i]: songs["rolls"][i] for i in usable}
-    split = split_ids(ids, settings["split_path"])
+    split = split_ids(ids, settings["split_path"], unusable=short + [song_id for song_id, _ in songs["skipped"]])
     parts = {part: [by_id[i] for i in split_part] for part, split_part in split.items()}
     if not all(parts.values()):
         raise DataError("need at least one usable song in each of train, valid and test (have "
@@ -418,23 +646,98 @@ def compose(model, test_rolls, program, settings):
     return generate_MIDI(generated, settings, program)
 
 
+# settings that --resume=True may change; any other must be as the interrupted run had it
+RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "resume", "epochs", "max_minutes",
+                     "patience", "primer_frames", "generate_frames", "temperature", "num_outputs", "bpm")
+RESUME_FIELDS = {"epoch": int, "minutes": (int, float), "learning_rate": (int, float), "history": dict,
+                 "callbacks": dict, "checkpoint_sha256": str}
+
+
+def read_json(path, what):
+    """A JSON file this project wrote → its value, or DataError naming the file."""
+    check_readable_file(path, what)
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except (OSError, ValueError, RecursionError) as err:
+        raise DataError(f"{what} {path} is damaged ({str(err)[:120]})") from None
+
+
+def resume_state(settings, data_fingerprint):
+    """With --resume=True: the progress in output_dir/resume.json, once these settings may continue it; else None.
+
+    Refuses (DataError): resuming where there is no interrupted run, or with
+    settings or data that shape the model differently; and a fresh run over
+    an interrupted one, which would throw its checkpoint away.
+    """
+    out = settings["output_dir"]
+    marker, checkpoint = os.path.join(out, "resume.json"), os.path.join(out, "resume.keras")
+    if not settings["resume"]:
+        if os.path.lexists(marker):
+            raise DataError(f"{out} holds an interrupted run: continue it with --resume=True, or delete {marker} "
+                            "(or pick another --output_dir) to start afresh")
+        return None
+    if not os.path.lexists(marker):
+        raise DataError(f"--resume=True but {out} holds no interrupted run to continue ({marker} not found)")
+    saved, state = read_json(os.path.join(out, "settings.json"), "settings file"), read_json(marker, "resume file")
+    if not isinstance(saved, dict) or not isinstance(state, dict) or not all(
+            isinstance(state.get(key), kind) for key, kind in RESUME_FIELDS.items()):
+        raise DataError(f"cannot resume: {marker} or the settings.json beside it is damaged")
+    changed = [f"{name} (was {saved.get(name, 'unset')!r}, now {value!r})" for name, value in settings.items()
+               if name not in RESUMABLE_CHANGES and saved.get(name) != value]
+    if changed:
+        raise DataError("cannot resume: settings that shape the data or the model differ from the interrupted "
+                        "run's: " + ", ".join(changed))
+    if saved.get("data_fingerprint") != data_fingerprint:
+        raise DataError(f"cannot resume: the data file {settings['data_path']} changed since the interrupted run")
+    check_readable_file(checkpoint, "resume checkpoint")
+    if file_sha256(checkpoint) != state["checkpoint_sha256"]:
+        raise DataError(f"cannot resume: {checkpoint} is not the checkpoint {marker} describes (damaged or replaced)")
+    if state["callbacks"].get("BestCheckpoint", {}).get("best_epoch") is not None:
+        check_readable_file(os.path.join(out, "best.keras"), "best checkpoint")
+    return state
+
+
+def load_resume_model(output_dir, state):
+    """output_dir/resume.keras → the compiled model with its optimizer state and learning rate."""
+    import keras
+    import model  # noqa: F401  registers the custom layers the file names
+    path = os.path.join(output_dir, "resume.keras")
+    try:
+        loaded = keras.saving.load_model(path)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        raise DataError(f"cannot resume: {path} cannot be loaded ({type(err).__name__}: {str(err)[:120]})") from None
+    loaded.optimizer.learning_rate = state["learning_rate"]
+    return loaded
+
+
 def run(settings):
     """The whole pipeline for resolved settings → metrics dict."""
     data = resolve_data_path(settings["data_path"])
-    os.makedirs(settings["output_dir"], exist_ok=True)
-    settings_path = os.path.join(settings["output_dir"], "settings.json")
-    write_json(settings_path, {**settings, "resolved_data_path": os.path.abspath(data)})
+    if settings["split_path"]:
+        read_split(settings["split_path"])  # a bad split file is refused before the preprocessing
+    out = settings["output_dir"]
+    make_dir(out, "output folder")
+    fingerprint = sources.fingerprint(data)
+    resumed = resume_state(settings, fingerprint)
+    settings_path = os.path.join(out, "settings.json")
+    write_json(settings_path, {**settings, "resolved_data_path": os.path.abspath(data), "data_fingerprint": fingerprint})
     print(f"settings saved: {settings_path}")
     parts, split, program = load_songs(data, settings)
 
     import keras
     keras.utils.set_random_seed(settings["seed"])
-    model = build_model(settings, num_keys=parts["train"][0].shape[1])
-    started = time.monotonic()
-    history = train(model, parts["train"], parts["valid"], settings)
-    metrics = {**evaluate(model, parts), "epochs": len(history["loss"]),
-               "train_minutes": (time.monotonic() - started) / 60, "test_songs": split["test"]}
-    metrics_path = os.path.join(settings["output_dir"], "metrics.json")
+    if resumed:
+        model = load_resume_model(out, resumed)
+        print(f"resuming the interrupted run at epoch {resumed['epoch'] + 1} "
+              f"({resumed['minutes']:.1f} of {settings['max_minutes']:g} minutes used)")
+    else:
+        model = build_model(settings, num_keys=parts["train"][0].shape[1])
+    history, minutes = train(model, parts["train"], parts["valid"], settings, resumed)
+    remove_resume_checkpoint(out)  # training is over: best.keras holds what is worth keeping
+    metrics = {**evaluate(model, parts), "epochs": len(history["loss"]), "train_minutes": minutes,
+               "test_songs": split["test"]}
+    metrics_path = os.path.join(out, "metrics.json")
     write_json(metrics_path, metrics)
     print(f"test frame NLL {metrics['test_frame_nll']:.3f} nats "
           f"(independent-Bernoulli baseline {metrics['test_frame_nll_baseline']:.3f}); {metrics_path}")
@@ -442,24 +745,57 @@ def run(settings):
     return metrics
 
 
+def resume_command(argv):
+    """The shell command that continues this run: same folder, interpreter, script and settings, plus --resume=True."""
+    script = min(os.path.abspath(__file__), os.path.relpath(os.path.abspath(__file__)), key=len)
+    args = [arg for arg in argv if not arg.startswith("--resume=")] + ["--resume=True"]
+    return f"cd {shlex.quote(os.getcwd())} && {shlex.join([sys.executable, script, *args])}"
+
+
 def main(argv=None):
-    """Command-line entry point: resolve settings, run, turn user errors into one-line messages."""
+    """Command-line entry point: resolve settings, run, turn every failure into a one-line message.
+
+    Exit status: 0 done; 2 a setting, path or file that cannot be used, or
+    training that diverged before any usable epoch; 1 the system failed (out
+    of memory, disk full...); 130 / 143 stopped by SIGINT / SIGTERM. Stopped
+    in training, the run first saves a checkpoint and prints the command that
+    continues it (the same arguments plus --resume=True).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out of the log
     argv = sys.argv[1:] if argv is None else argv
     if {"-h", "--help"} & set(argv):
         print(__doc__ + "\nsettings (defaults):\n" + "\n".join(f"  --{k}={v}" for k, v in default_settings().items()))
         return 0
     try:
-        settings = resolve_settings(argv, default_settings())
-        print("settings: " + ", ".join(f"{name}={value!r}" for name, value in settings.items()))
-        run(settings)
-    except (SettingsError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        with signal_handler(stop_at_once):  # SIGTERM too unwinds through the clean-up, like Ctrl-C
+            settings = resolve_settings(argv, default_settings())
+            print("settings: " + ", ".join(f"{name}={value!r}" for name, value in settings.items()))
+            run(settings)
+    except (SettingsError, DataError, TrainingError) as err:
+        return fail(f"error: {err}", 2)
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        return fail(f"to continue: {resume_command(argv)}", err.exit_code)
+    except KeyboardInterrupt as err:
+        if isinstance(err, Terminated):
+            return fail("terminated (SIGTERM): stopped; files already written are complete", 143)
+        return fail("interrupted (SIGINT): stopped; files already written are complete", 130)
+    except MemoryError:
+        return fail("error: out of memory; try a smaller batch_size, seq_len, hidden_size or max_frames", 1)
+    except OSError as err:
+        where = f": {err.filename}" if err.filename else ""
+        return fail(f"error: {err.strerror or err}{where}", 1)
+    except Exception as err:
+        if type(err).__name__ != "ResourceExhaustedError":  # TensorFlow's out-of-memory
+            raise
+        return fail("error: out of memory in TensorFlow; try a smaller batch_size, seq_len, hidden_size or head_size", 1)
     return 0
+
+
+def fail(message, code):
+    """Print a one-line message on stderr → the exit status."""
+    print(message, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

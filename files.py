@@ -72,3 +72,33 @@ def check_readable_file(path, what="data file"):
     if not os.access(path, os.R_OK):
         raise DataError(f"cannot read {what} {path}: permission denied")
     return info
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary path beside `path`, same suffix, for a library that writes by file name (Keras's model.save).
+
+    On success the file is flushed to disk, given the permissions a plain
+    `open()` would give (0666 less the umask) and renamed onto `path`; on
+    error it is removed and `path` is left as it was.
+    """
+    directory = os.path.dirname(os.fspath(path)) or "."
+    name = os.path.basename(path)
+    try:
+        handle, temp = tempfile.mkstemp(dir=directory, prefix="." + name + ".", suffix=".tmp" + os.path.splitext(name)[1])
+        os.close(handle)
+    except OSError as err:
+        raise DataError(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        yield temp
+        handle = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+        os.chmod(temp, 0o666 & ~_umask())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise

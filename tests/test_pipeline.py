@@ -1,6 +1,9 @@
-"""Settings, splits, the baseline, and a tiny end-to-end run through the command line."""
+"""Settings, splits, the baseline, refusals of bad input, and a tiny end-to-end run through the command line."""
 import json
+import os
+import stat
 
+import keras
 import numpy as np
 import pytest
 from intervaltree import IntervalTree
@@ -100,9 +103,13 @@ def run_tiny(tmp_path, name):
 
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
-    """Two runs with the same settings and seed."""
+    """Two runs with the same settings and seed, under umask 022."""
     tmp_path = tmp_path_factory.mktemp("tiny")
-    return run_tiny(tmp_path, "first"), run_tiny(tmp_path, "second")
+    old_umask = os.umask(0o022)
+    try:
+        return run_tiny(tmp_path, "first"), run_tiny(tmp_path, "second")
+    finally:
+        os.umask(old_umask)
 
 
 def test_tiny_end_to_end_run_writes_midi_metrics_and_settings(tiny_runs):
@@ -114,6 +121,20 @@ def test_tiny_end_to_end_run_writes_midi_metrics_and_settings(tiny_runs):
     for number in (1, 2):
         roll = midi_to_roll(out / f"generated_{number}.mid", lowest_note=21, highest_note=108, frames_per_second=4)
         assert roll.shape == (12, 88)
+
+
+def test_files_a_run_writes_have_ordinary_permissions(tiny_runs):
+    out = tiny_runs[0]
+    written = [out / "settings.json", out / "metrics.json", out / "best.keras", out / "generated_1.mid",
+               *(out.parent / "cache").glob("rolls-*.npz")]
+    assert len(written) == 5
+    modes = {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in written}
+    assert modes == {path.name: oct(0o666 & ~0o022) for path in written}
+    assert not [path.name for path in out.iterdir() if path.name.startswith(".")]  # no temporary files left
+
+
+def test_a_finished_run_leaves_no_resume_checkpoint(tiny_runs):
+    assert not (tiny_runs[0] / "resume.json").exists() and not (tiny_runs[0] / "resume.keras").exists()
 
 
 def test_tiny_run_learns_the_chord_pattern_beyond_key_frequencies(tiny_runs):
@@ -167,3 +188,207 @@ def test_a_silent_piece_is_written_and_reported(tmp_path, capsys):
 def test_generated_midi_uses_the_program_that_covers_most_training_frames():
     assert cd.most_played_program([1, 41, 41, 1], [500, 100, 100, 50]) == 1
     assert cd.most_played_program([1, 41, 41], [100, 80, 80]) == 41
+
+
+# ------------------------------------------------------------------ refusals: one line on stderr, exit 2
+
+def refused(capsys, args):
+    """Run the command line → its one-line error (asserting exit status 2 and nothing else on stderr)."""
+    code = cd.main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("arg", ["--max_minutes=nan", "--max_minutes=inf", "--steps_per_second=inf",
+                                 "--learning_rate=nan", "--temperature=inf", "--bpm=nan", "--dropout=nan",
+                                 "--max_member_mb=inf"])
+def test_numbers_that_are_not_finite_are_refused(arg, tmp_path, capsys):
+    name = arg[2:].split("=")[0]
+    assert f"{name} must be a finite number" in refused(capsys, [arg, f"--output_dir={tmp_path / 'out'}"])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("--seed=-1", "seed must be between 0 and 4294967295"),
+    (f"--seed={2 ** 32}", "seed must be between 0 and 4294967295"),
+    ("--steps_per_second=1000", "steps_per_second must be at most 273"),
+    ("--steps_per_beat=500", "steps_per_beat must be at most 273"),
+    ("--bpm=100000", "bpm must be between 4 and 1000"),
+    ("--max_member_mb=0", "max_member_mb must be positive"),
+    ("--max_frames=0", "max_frames must be positive"),
+    ("--epochs=0", "epochs must be positive"),
+    ("--hidden_size=10000000", "hidden_size must be at most 4096"),
+    ("--output_dir=", "output_dir must not be empty"),
+])
+def test_numbers_out_of_range_are_refused(arg, message, capsys):
+    assert message in refused(capsys, [arg])
+
+
+@pytest.fixture(scope="module")
+def tiny_archive(tmp_path_factory):
+    """A small archive of chord songs (and one empty recording, 0099) → its path."""
+    path = tmp_path_factory.mktemp("archive") / "tiny.npz"
+    np.savez(path, **{f"{i:04d}": musicnet_entry(chord_song(i, 6)) for i in range(8)},
+             **{"0099": musicnet_entry(IntervalTree())})
+    return path
+
+
+def quick_args(data, tmp_path, *extra):
+    """Arguments for a run on the tiny archive with everything under tmp_path, plus extra ones."""
+    return [f"--data_path={data}", f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}",
+            "--time_base=seconds", "--steps_per_second=4", *extra]
+
+
+def test_output_dir_that_is_a_file_is_refused_before_preprocessing(tiny_archive, tmp_path, capsys):
+    (tmp_path / "out").write_text("not a folder")
+    err = refused(capsys, quick_args(tiny_archive, tmp_path))
+    assert "cannot create output folder" in err and "a file is in the way" in err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_output_dir_under_a_file_is_refused(tiny_archive, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert "cannot create output folder" in refused(capsys, quick_args(tiny_archive, tmp_path,
+                                                                       f"--output_dir={tmp_path / 'file' / 'out'}"))
+
+
+def test_cache_dir_that_cannot_be_created_is_refused(tiny_archive, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    err = refused(capsys, quick_args(tiny_archive, tmp_path, f"--cache_dir={tmp_path / 'file' / 'cache'}"))
+    assert "cannot create cache folder" in err
+
+
+def test_a_fifo_as_data_path_is_refused_without_opening_it(tmp_path, capsys):
+    os.mkfifo(tmp_path / "data.npz")  # opening it would block until a writer came
+    assert "is not a regular file" in refused(capsys, quick_args(tmp_path / "data.npz", tmp_path))
+
+
+def test_a_folder_as_data_path_is_refused(tmp_path, capsys):
+    (tmp_path / "data.npz").mkdir()
+    assert "is a folder" in refused(capsys, quick_args(tmp_path / "data.npz", tmp_path))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_data_path_is_refused(tiny_archive, tmp_path, capsys):
+    data = tmp_path / "data.npz"
+    data.write_bytes(tiny_archive.read_bytes())
+    data.chmod(0)
+    assert "permission denied" in refused(capsys, quick_args(data, tmp_path))
+
+
+def test_a_missing_split_file_is_refused(tiny_archive, tmp_path, capsys):
+    err = refused(capsys, quick_args(tiny_archive, tmp_path, f"--split_path={tmp_path / 'split.json'}"))
+    assert "split.json not found" in err
+    assert not (tmp_path / "cache").exists()  # refused before the preprocessing
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_split_path_that_is_not_a_file_is_refused(kind, tiny_archive, tmp_path, capsys):
+    path = tmp_path / "split.json"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    assert "split file" in refused(capsys, quick_args(tiny_archive, tmp_path, f"--split_path={path}"))
+
+
+def test_a_split_with_a_test_recording_also_in_train_is_refused_naming_it(tiny_archive, tmp_path, capsys):
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"train": ["0001", "0002", "0003"], "valid": ["0004"], "test": ["0003", "0005"]}))
+    err = refused(capsys, quick_args(tiny_archive, tmp_path, f"--split_path={path}"))
+    assert "more than once: 0003 (train and test)" in err
+
+
+@pytest.mark.parametrize("content", ['["0001"]', '{"train": ["0001"], "valid": ["0002"]}',
+                                     '{"train": "0001", "valid": ["0002"], "test": ["0003"]}',
+                                     '{"train": [1.5], "valid": ["0002"], "test": ["0003"]}',
+                                     '{"train": [true], "valid": ["0002"], "test": ["0003"]}',
+                                     '{"train": [["0001"]], "valid": ["0002"], "test": ["0003"]}',
+                                     '{"train": ["0001"', "[" * 100_000])
+def test_a_malformed_split_file_is_refused(content, tiny_archive, tmp_path, capsys):
+    path = tmp_path / "split.json"
+    path.write_text(content)
+    assert "split file" in refused(capsys, quick_args(tiny_archive, tmp_path, f"--split_path={path}"))
+
+
+def test_split_ids_may_be_numbers(tmp_path):
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"train": [1], "valid": [2], "test": ["3"]}))
+    assert cd.split_ids(["1", "2", "3"], str(path)) == {"train": ["1"], "valid": ["2"], "test": ["3"]}
+
+
+def test_a_split_naming_a_skipped_recording_leaves_it_out_with_a_note(tmp_path, capsys):
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"train": ["0001", "0099"], "valid": ["0002"], "test": ["0003"]}))
+    split = cd.split_ids(["0001", "0002", "0003"], str(path), unusable=["0099"])
+    assert split == {"train": ["0001"], "valid": ["0002"], "test": ["0003"]}
+    assert "skipped as unusable; left out of the split: 0099" in capsys.readouterr().out
+
+
+def test_empty_and_one_frame_recordings_are_skipped_with_a_note(tmp_path, capsys):
+    songs = {"ids": ["a", "b", "c", "d", "e"], "programs": [1] * 5, "skipped": [],
+             "rolls": [np.zeros((0, 88), bool), np.zeros((9, 88), bool), np.eye(3, 88, dtype=bool)[:1],
+                       np.ones((4, 88), bool), np.ones((5, 88), bool)]}
+    settings = {**cd.default_settings(), "cache_dir": str(tmp_path), "save_mode": False,
+                "data_path": str(cd.SAMPLE_PATH)}
+    cd.rolls.save_rolls(cd.rolls.cache_path(cd.sources.fingerprint(cd.SAMPLE_PATH), str(tmp_path), settings), songs)
+    with pytest.raises(cd.DataError, match="need at least one usable song"):  # two usable songs cannot fill three parts
+        cd.load_songs(cd.SAMPLE_PATH, settings)
+    assert "skipped 3 of 5 recordings with fewer than two frames that sound (empty, or too short to learn from): " \
+           "a, b, c" in capsys.readouterr().out
+
+
+def test_a_folder_where_settings_json_goes_is_a_one_line_error(tiny_archive, tmp_path, capsys):
+    (tmp_path / "out" / "settings.json").mkdir(parents=True)
+    assert cd.main(quick_args(tiny_archive, tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "settings.json" in err, err
+
+
+# ------------------------------------------------------------------ a loss that stops being finite
+
+@keras.saving.register_keras_serializable(package="tests")
+class BlowUp(keras.optimizers.schedules.LearningRateSchedule):
+    """Learning rate 1e-2 for `steps` updates, then infinite: the weights, and the loss, stop being finite."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def __call__(self, step):
+        return keras.ops.where(step < self.steps, 1e-2, float("inf"))
+
+    def get_config(self):
+        return {"steps": self.steps}
+
+
+def train_until_it_blows_up(tmp_path, steps):
+    """cd.train on three chord songs (2 batches an epoch) with a BlowUp learning rate → (model, history)."""
+    from model import MusicLSTM, frame_nll
+    songs = [np.zeros((40, 88), bool) for _ in range(4)]
+    for i, roll in enumerate(songs):
+        roll[:, [40 + i, 44 + i, 47 + i]] = True
+        roll[::4] = False
+    settings = {**cd.default_settings(), "hidden_size": 16, "head_size": 8, "seq_len": 16, "batch_size": 4,
+                "output_dir": str(tmp_path), "epochs": 30}
+    keras.utils.set_random_seed(1)
+    model = MusicLSTM(num_keys=88, units=16, layers=1, head="nade", head_units=8)
+    model.compile(optimizer=keras.optimizers.Adam(BlowUp(steps), clipnorm=1.0), loss=frame_nll)
+    history, _ = cd.train(model, songs[:3], songs[3:], settings)
+    return model, history
+
+
+def test_a_loss_that_stops_being_finite_ends_training_with_the_best_weights(tmp_path, capsys):
+    model, history = train_until_it_blows_up(tmp_path, steps=12)  # 6 good epochs
+    assert len(history["loss"]) == 7 and np.isnan(history["loss"][-1])
+    assert "training stopped in epoch 7: the training loss became nan; going on with the best weights (epoch 6" \
+        in capsys.readouterr().out
+    best = keras.saving.load_model(tmp_path / "best.keras")
+    for ours, saved in zip(model.get_weights(), best.get_weights()):
+        assert np.isfinite(ours).all()
+        np.testing.assert_array_equal(ours, saved)
+
+
+def test_a_loss_that_is_never_finite_is_a_training_error(tmp_path):
+    with pytest.raises(cd.TrainingError, match="no epoch gave a finite validation NLL before the training loss "
+                                               "became nan in epoch 1.*lower --learning_rate"):
+        train_until_it_blows_up(tmp_path, steps=0)
+    assert not (tmp_path / "best.keras").exists()
