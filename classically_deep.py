@@ -415,20 +415,21 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
       TrainingError (the run cannot go on) if no epoch gave a finite validation NLL yet;
     - SIGINT or SIGTERM arrived: the epoch ends there (validated and counted),
       resume.keras and resume.json are saved in output_dir and Interrupted is
-      raised; a second signal stops at once, without a checkpoint.
+      raised; a second signal before the saving stops at once, without a checkpoint.
     resumed: the progress saved in resume.json, to continue from there.
     """
     import keras
     resumed = resumed or {"epoch": 0, "minutes": 0.0, "history": {}, "callbacks": {}}
     checkpoint = os.path.join(settings["output_dir"], "best.keras")
     windows = make_window_dataset(train_rolls, settings)
-    caught = {"signal": None}
+    caught = {"signal": None, "saving": False}
     started = time.monotonic()
 
     def note_signal(signum, frame):
-        if caught["signal"] is not None:
+        if caught["signal"] is None:
+            caught["signal"] = signum
+        elif not caught["saving"]:  # a second signal stops at once, unless the checkpoint is being written
             stop_at_once(signum, frame)
-        caught["signal"] = signum
 
     def minutes():
         return resumed["minutes"] + (time.monotonic() - started) / 60
@@ -506,15 +507,17 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
     with signal_handler(note_signal):
         fitted = model.fit(windows, epochs=settings["epochs"], initial_epoch=resumed["epoch"], shuffle=False,
                            callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2).history
-    history = {key: resumed["history"].get(key, []) + [float(value) for value in fitted.get(key, [])]
-               for key in {**resumed["history"], **fitted}}
-    epoch = len(history.get("loss", []))
+        history = {key: resumed["history"].get(key, []) + [float(value) for value in fitted.get(key, [])]
+                   for key in {**resumed["history"], **fitted}}
+        epoch = len(history.get("loss", []))
+        if stop.reason == "signal":
+            caught["saving"] = True
+            learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            save_resume_checkpoint(model, {"epoch": epoch, "minutes": minutes(), "learning_rate": learning_rate,
+                                           "history": history,
+                                           "callbacks": {type(cb).__name__: cb.state() for cb in resumables}},
+                                   settings["output_dir"])
     if stop.reason == "signal":
-        learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-        save_resume_checkpoint(model, {"epoch": epoch, "minutes": minutes(), "learning_rate": learning_rate,
-                                       "history": history,
-                                       "callbacks": {type(cb).__name__: cb.state() for cb in resumables}},
-                               settings["output_dir"])
         name = signal.Signals(caught["signal"]).name
         raise Interrupted(f"{name}: training stopped in epoch {epoch}; the resume checkpoint is saved "
                           f"({os.path.join(settings['output_dir'], 'resume.keras')} and resume.json)", caught["signal"])
