@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rolls
-from midi_io import midi_to_roll, roll_to_midi, roll_to_notes
+from midi_io import TICKS_PER_FRAME, midi_to_roll, roll_to_midi, roll_to_notes
 
 
 def example_roll():
@@ -92,3 +92,64 @@ def test_a_midi_file_over_max_frames_is_refused_before_the_roll_is_built(tmp_pat
     mido.MidiFile(ticks_per_beat=1, tracks=[track]).save(path)  # 2**28 beats at 120 bpm: 4 years
     with pytest.raises(rolls.BadRecording, match="over max_frames=1000000"):
         midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
+
+
+def absolute_events(path):
+    """(absolute tick, message) pairs of a MIDI file's first track."""
+    tick, events = 0, []
+    for message in mido.MidiFile(path).tracks[0]:
+        tick += message.time
+        events.append((tick, message))
+    return events
+
+
+def test_marker_marks_the_frame_where_the_model_takes_over(tmp_path):
+    path = tmp_path / "song.mid"
+    roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=60, marker_frame=10)
+    markers = [(tick, message.text) for tick, message in absolute_events(path) if message.type == "marker"]
+    assert markers == [(10 * TICKS_PER_FRAME, "model continues")]
+    back = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
+    np.testing.assert_array_equal(back, example_roll())  # the marker changes no note
+
+
+def test_marker_comes_after_the_notes_that_end_and_before_those_that_start_at_its_frame(tmp_path):
+    roll = np.zeros((8, 88), bool)
+    roll[0:4, 60 - 21] = True  # primer
+    roll[4:8, 62 - 21] = True  # continuation
+    path = tmp_path / "song.mid"
+    roll_to_midi(roll, path, lowest_note=21, frames_per_beat=4, bpm=60, marker_frame=4, marker_text="primer ends")
+    at_frame = [(message.type, getattr(message, "note", getattr(message, "text", None)))
+                for tick, message in absolute_events(path) if tick == 4 * TICKS_PER_FRAME]
+    assert at_frame == [("note_off", 60), ("marker", "primer ends"), ("note_on", 62)]
+
+
+@pytest.mark.parametrize("frame", [0, 24])
+def test_marker_may_sit_at_the_first_or_after_the_last_frame(tmp_path, frame):
+    path = tmp_path / "song.mid"
+    roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=60, marker_frame=frame)
+    assert [tick for tick, message in absolute_events(path) if message.type == "marker"] == [frame * TICKS_PER_FRAME]
+    assert midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4).shape == (24, 88)
+
+
+def test_no_marker_unless_asked(tmp_path):
+    roll_to_midi(example_roll(), tmp_path / "song.mid", lowest_note=21, frames_per_beat=4, bpm=60)
+    assert not [message for _, message in absolute_events(tmp_path / "song.mid") if message.type == "marker"]
+
+
+@pytest.mark.parametrize("frame", [-1, 25, 2.5])
+def test_a_marker_off_the_roll_is_a_data_error(tmp_path, frame):
+    with pytest.raises(rolls.DataError, match="marker_frame must be a whole frame from 0 to 24"):
+        roll_to_midi(example_roll(), tmp_path / "song.mid", lowest_note=21, frames_per_beat=4, bpm=60, marker_frame=frame)
+    assert not os.listdir(tmp_path)
+
+
+def test_drums_are_left_out_of_a_roll_read_from_midi(tmp_path):
+    path = tmp_path / "drums.mid"
+    track = mido.MidiTrack([mido.Message("note_on", channel=9, note=36, velocity=100, time=0),
+                            mido.Message("note_on", channel=0, note=60, velocity=80, time=0),
+                            mido.Message("note_off", channel=9, note=36, time=480),
+                            mido.Message("note_off", channel=0, note=60, time=0)])
+    mido.MidiFile(ticks_per_beat=480, tracks=[track]).save(path)  # one beat at 120 bpm: 2 frames at 4 a second
+    expected = np.zeros((2, 88), bool)
+    expected[:, 60 - 21] = True
+    np.testing.assert_array_equal(midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4), expected)

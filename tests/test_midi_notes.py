@@ -1,0 +1,425 @@
+"""MIDI files → notes and notes → MIDI files, through real files written with mido or byte by byte."""
+import os
+import struct
+import tracemalloc
+
+import mido
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import rolls
+from files import DataError
+from midi_io import midi_to_notes, notes_to_midi
+
+SR = rolls.SAMPLE_RATE
+EXAMPLES = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+# ------------------------------------------------------------------ building files
+
+def midi_file(path, *tracks, ticks_per_beat=480, file_type=1):
+    """Write tracks of (absolute tick, message) pairs with mido (order kept at a tie) → path."""
+    midi = mido.MidiFile(type=file_type, ticks_per_beat=ticks_per_beat)
+    for events in tracks:
+        track, previous = mido.MidiTrack(), 0
+        for tick, message in sorted(events, key=lambda event: event[0]):
+            track.append(message.copy(time=tick - previous))
+            previous = tick
+        midi.tracks.append(track)
+    midi.save(path)
+    return path
+
+
+def notes_track(*notes, channel=0, program=None):
+    """(pitch, velocity, start_tick, end_tick) tuples → (tick, message) events on one channel, offs first at a tick."""
+    events = [] if program is None else [(0, -1, mido.Message("program_change", channel=channel, program=program - 1))]
+    for pitch, velocity, start, end in notes:
+        events.append((start, 1, mido.Message("note_on", channel=channel, note=pitch, velocity=velocity)))
+        events.append((end, 0, mido.Message("note_off", channel=channel, note=pitch)))
+    return [(tick, message) for tick, _, message in sorted(events, key=lambda event: event[:2])]
+
+
+def tempo(tick, bpm):
+    """A set_tempo event at tick."""
+    return tick, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))
+
+
+def on(tick, pitch, velocity=80, channel=0):
+    return tick, mido.Message("note_on", channel=channel, note=pitch, velocity=velocity)
+
+
+def off(tick, pitch, channel=0):
+    return tick, mido.Message("note_off", channel=channel, note=pitch)
+
+
+def beats(notes):
+    """Notes → [(pitch, instrument, start_beat, beats)] in their order."""
+    return [(int(n["note"]), int(n["instrument"]), float(n["start_beat"]), float(n["beats"])) for n in notes]
+
+
+def seconds(notes):
+    """Notes → [(start, end)] in seconds, rounded to the microsecond."""
+    return [(round(n["start"] / SR, 6), round(n["end"] / SR, 6)) for n in notes]
+
+
+def smf(*tracks, file_type=1, division=480, num_tracks=None):
+    """Raw bytes of a MIDI file: a header and one MTrk chunk per bytes object given."""
+    header = b"MThd" + struct.pack(">LHHH", 6, file_type, len(tracks) if num_tracks is None else num_tracks, division)
+    return header + b"".join(b"MTrk" + struct.pack(">L", len(body)) + body for body in tracks)
+
+
+def csv_notes(rows, bpm=120.0):
+    """(instrument, pitch, start_beat, beats) rows → NOTE_DTYPE notes as the CSV release has them, times at one tempo."""
+    notes = np.zeros(len(rows), rolls.NOTE_DTYPE)
+    notes["measure"] = notes["beat"] = np.nan
+    if rows:
+        notes["instrument"], notes["note"], notes["start_beat"], notes["beats"] = zip(*rows)
+    notes["quarters"] = notes["beats"]
+    notes["start"] = notes["start_beat"] * 60 / bpm * SR
+    notes["end"] = (notes["start_beat"] + notes["beats"]) * 60 / bpm * SR
+    return notes
+
+
+def in_order(notes):
+    """Notes sorted by every field that identifies a note, so two lists can be compared row by row."""
+    return notes[np.lexsort((notes["end"], notes["instrument"], notes["note"], notes["start"]))]
+
+
+# ------------------------------------------------------------------ reading: what a file means
+
+def test_two_tracks_are_merged_into_one_list_sorted_by_start_then_note(tmp_path):
+    path = midi_file(tmp_path / "a.mid", notes_track((64, 80, 480, 960), (60, 80, 0, 480)),
+                     notes_track((55, 80, 480, 1440), channel=1))
+    assert beats(midi_to_notes(path)) == [(60, 1, 0.0, 1.0), (55, 1, 1.0, 2.0), (64, 1, 1.0, 1.0)]
+
+
+def test_times_are_samples_at_120_bpm_when_the_file_sets_no_tempo(tmp_path):
+    path = midi_file(tmp_path / "a.mid", notes_track((60, 80, 480, 960)))
+    notes = midi_to_notes(path)
+    assert (notes["start"][0], notes["end"][0]) == (SR / 2, SR)
+
+
+def test_drums_on_channel_10_are_left_out(tmp_path):
+    path = midi_file(tmp_path / "a.mid", notes_track((60, 80, 0, 480)),
+                     notes_track((36, 100, 0, 120), (38, 100, 480, 600), channel=9, program=1))
+    assert beats(midi_to_notes(path)) == [(60, 1, 0.0, 1.0)]
+
+
+def test_a_tempo_change_in_another_track_moves_seconds_but_not_beats(tmp_path):
+    conductor = [tempo(0, 120), tempo(960, 60)]  # 120 bpm for two beats, then 60
+    path = midi_file(tmp_path / "a.mid", conductor, notes_track((60, 80, 0, 480), (62, 80, 1440, 1920)))
+    notes = midi_to_notes(path)
+    assert beats(notes) == [(60, 1, 0.0, 1.0), (62, 1, 3.0, 1.0)]
+    assert seconds(notes) == [(0.0, 0.5), (2.0, 3.0)]
+
+
+def test_two_tempos_at_one_tick_the_later_one_holds(tmp_path):
+    path = midi_file(tmp_path / "a.mid", [tempo(0, 30), tempo(0, 60)], notes_track((60, 80, 480, 960)))
+    assert seconds(midi_to_notes(path)) == [(1.0, 2.0)]
+
+
+def test_program_changes_give_each_channel_its_1_based_instrument_at_each_onset(tmp_path):
+    violin = notes_track((76, 80, 0, 480), channel=0, program=41)
+    violin.append((480, mido.Message("program_change", channel=0, program=42)))  # viola (43 in MusicNet's numbering) from beat 1
+    violin += notes_track((64, 80, 480, 960), channel=0)
+    untouched = notes_track((48, 80, 0, 960), channel=1)
+    path = midi_file(tmp_path / "a.mid", violin, untouched)
+    assert beats(midi_to_notes(path)) == [(48, 1, 0.0, 2.0), (76, 41, 0.0, 1.0), (64, 43, 1.0, 1.0)]
+
+
+def test_a_program_change_in_one_track_holds_for_its_channel_in_another(tmp_path):
+    setup = [(0, mido.Message("program_change", channel=3, program=73))]
+    path = midi_file(tmp_path / "a.mid", setup, notes_track((72, 80, 0, 480), channel=3))
+    assert beats(midi_to_notes(path)) == [(72, 74, 0.0, 1.0)]
+
+
+def test_note_on_with_velocity_0_ends_a_note(tmp_path):
+    path = midi_file(tmp_path / "a.mid", [on(0, 60), on(240, 60, velocity=0), on(480, 62), on(960, 62, velocity=0)])
+    assert beats(midi_to_notes(path)) == [(60, 1, 0.0, 0.5), (62, 1, 1.0, 1.0)]
+
+
+def test_overlapping_notes_of_one_pitch_pair_first_in_first_out(tmp_path):
+    path = midi_file(tmp_path / "a.mid", [on(0, 60), on(240, 60), off(480, 60), off(960, 60), off(1200, 60)])
+    assert beats(midi_to_notes(path)) == [(60, 1, 0.0, 1.0), (60, 1, 0.5, 1.5)]  # the spare note_off is ignored
+
+
+def test_same_pitch_on_two_channels_pairs_each_channel_on_its_own(tmp_path):
+    path = midi_file(tmp_path / "a.mid", [on(0, 60, channel=0), on(0, 60, channel=1), off(480, 60, channel=1),
+                                          off(960, 60, channel=0)])
+    assert beats(midi_to_notes(path)) == [(60, 1, 0.0, 2.0), (60, 1, 0.0, 1.0)]
+
+
+def test_notes_still_sounding_end_with_the_files_last_event(tmp_path):
+    last = (1920, mido.MetaMessage("end_of_track"))
+    path = midi_file(tmp_path / "a.mid", [on(0, 60), on(480, 64), off(960, 64)], [tempo(0, 60), last])
+    notes = midi_to_notes(path)
+    assert beats(notes) == [(60, 1, 0.0, 4.0), (64, 1, 1.0, 1.0)]
+    assert seconds(notes) == [(0.0, 4.0), (1.0, 2.0)]
+
+
+def test_zero_length_notes_are_dropped(tmp_path):
+    path = midi_file(tmp_path / "a.mid", [on(0, 60), off(0, 60), on(480, 62), off(960, 62), on(960, 64)])
+    assert beats(midi_to_notes(path)) == [(62, 1, 1.0, 1.0)]  # 64 starts at the last event: no length either
+
+
+def test_written_duration_is_the_length_in_quarters_and_bar_fields_are_nan(tmp_path):
+    notes = midi_to_notes(midi_file(tmp_path / "a.mid", notes_track((60, 80, 0, 720))))
+    assert notes["quarters"][0] == 1.5
+    assert np.isnan(notes["measure"]).all() and np.isnan(notes["beat"]).all()
+
+
+def test_type_0_file_reads_like_type_1(tmp_path):
+    events = [tempo(0, 90), *notes_track((60, 80, 0, 480), channel=0, program=41),
+              *notes_track((48, 80, 240, 960), channel=1, program=43)]
+    single = midi_to_notes(midi_file(tmp_path / "type0.mid", events, file_type=0))
+    split = midi_to_notes(midi_file(tmp_path / "type1.mid", events[:1], events[1:4], events[4:]))
+    assert beats(single) == [(60, 41, 0.0, 1.0), (48, 43, 0.5, 1.5)]
+    assert single.tobytes() == split.tobytes()  # NaN fields too
+
+
+def test_other_events_sysex_and_running_status_are_read_through(tmp_path):
+    events = [(0, mido.MetaMessage("track_name", name="Piano")), (0, mido.Message("sysex", data=[1, 2, 3])),
+              (0, mido.Message("control_change", control=64, value=127)), on(0, 60), on(0, 64),
+              (240, mido.Message("pitchwheel", pitch=100)), off(480, 60), off(480, 64),
+              (480, mido.MetaMessage("text", text="x" * 300))]  # mido writes running status where it can
+    assert beats(midi_to_notes(midi_file(tmp_path / "a.mid", events))) == [(60, 1, 0.0, 1.0), (64, 1, 0.0, 1.0)]
+
+
+def test_an_empty_track_list_gives_no_notes(tmp_path):
+    path = tmp_path / "a.mid"
+    path.write_bytes(smf())
+    assert len(midi_to_notes(path)) == 0 and midi_to_notes(path).dtype == rolls.NOTE_DTYPE
+
+
+def test_chunks_other_than_tracks_are_skipped(tmp_path):
+    path = tmp_path / "a.mid"
+    track = bytes([0, 0x90, 60, 80, 0x83, 0x60, 0x80, 60, 0])  # note 60 for 480 ticks
+    path.write_bytes(smf(num_tracks=1) + b"XFIH" + struct.pack(">L", 3) + b"abc" + b"MTrk" + struct.pack(">L", 9) + track)
+    assert beats(midi_to_notes(path)) == [(60, 1, 0.0, 1.0)]
+
+
+# ------------------------------------------------------------------ reading: files that cannot be used
+
+BROKEN = {  # name: (bytes, what the error says)
+    "empty": (b"", "it is empty"),
+    "wave": (b"RIFF\x24\x00\x00\x00WAVEfmt ", "not a standard MIDI file"),
+    "short_header": (b"MThd\x00\x00\x00\x06\x00\x01", "header is cut short"),
+    "missing_track": (smf(bytes([0, 0xFF, 0x2F, 0]), num_tracks=2), "ends after 1 of its 2 tracks"),
+    "huge_track_claim": (smf() [:10] + b"\x00\x01\x01\xe0MTrk\xff\xff\xff\xff", "claims 4294967295 bytes, more than the file holds"),
+    "cut_event": (smf(bytes([0, 0x90, 60])), "track 1 ends in the middle of an event"),
+    "meta_past_end": (smf(bytes([0, 0xFF, 0x01, 0x10, 65, 66])), "runs past the end of its track"),
+    "data_byte_over_127": (smf(bytes([0, 0x90, 60, 0xC0])), "a data byte over 127"),
+    "no_running_status": (smf(bytes([0, 60, 80])), "running status with no status"),
+    "long_number": (smf(bytes([0x80, 0x80, 0x80, 0x80, 0, 0x90, 60, 80])), "longer than 4 bytes"),
+    "undefined_status": (smf(bytes([0, 0xF4])), "undefined status byte 0xf4"),
+    "short_tempo": (smf(bytes([0, 0xFF, 0x51, 0x02, 7, 0xA1])), "set_tempo"),
+    "zero_tempo": (smf(bytes([0, 0xFF, 0x51, 0x03, 0, 0, 0])), "set_tempo"),
+    "type_2": (smf(bytes([0, 0xFF, 0x2F, 0]), file_type=2), "type 2"),
+    "type_7": (smf(file_type=7), "type 7"),
+    "smpte": (smf(bytes([0, 0xFF, 0x2F, 0]), division=0xE728), "SMPTE"),  # 25 frames a second, 40 ticks a frame
+    "no_ticks": (smf(division=0), "0 ticks per quarter"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_a_damaged_or_unsupported_file_is_a_data_error_naming_it(tmp_path, name):
+    data, reason = BROKEN[name]
+    path = tmp_path / f"{name}.mid"
+    path.write_bytes(data)
+    with pytest.raises(DataError) as caught:
+        midi_to_notes(path)
+    assert str(path) in str(caught.value) and reason in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_truncated_file_is_a_data_error(tmp_path):
+    path = midi_file(tmp_path / "a.mid", notes_track(*[(60 + i, 80, 480 * i, 480 * i + 240) for i in range(10)]))
+    whole = path.read_bytes()
+    for cut in range(1, len(whole)):
+        path.write_bytes(whole[:cut])
+        with pytest.raises(DataError, match="a.mid is not a readable MIDI file"):
+            midi_to_notes(path)
+
+
+def test_a_header_claiming_gigabytes_allocates_nothing_like_it(tmp_path):
+    path = tmp_path / "claim.mid"
+    path.write_bytes(BROKEN["huge_track_claim"][0])
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError):
+            midi_to_notes(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_a_file_over_max_bytes_is_refused_by_its_size(tmp_path):
+    path = midi_file(tmp_path / "big.mid", notes_track(*[(60, 80, 480 * i, 480 * i + 240) for i in range(100)]))
+    with pytest.raises(DataError, match=r"big.mid is 0.0 MB, over the 0.0001 MB limit"):
+        midi_to_notes(path, max_bytes=100)
+    assert len(midi_to_notes(path, max_bytes=os.path.getsize(path))) == 100
+
+
+def test_a_folder_a_fifo_or_a_missing_file_is_a_data_error(tmp_path):
+    os.mkfifo(tmp_path / "pipe.mid")
+    (tmp_path / "folder.mid").mkdir()
+    for name, reason in [("folder.mid", "is a folder"), ("pipe.mid", "not a regular file"), ("gone.mid", "not found")]:
+        with pytest.raises(DataError, match=f"{name}.* {reason}|{name} {reason}"):
+            midi_to_notes(tmp_path / name)
+
+
+def test_a_file_with_many_events_is_read_whole(tmp_path):
+    notes = [(36 + i % 60, 80, 10 * i, 10 * i + 15) for i in range(50_000)]  # overlapping: every pitch reused
+    path = midi_file(tmp_path / "long.mid", notes_track(*notes), ticks_per_beat=10)
+    read = midi_to_notes(path)
+    assert len(read) == 50_000 and read["beats"].min() == read["beats"].max() == 1.5
+
+
+# ------------------------------------------------------------------ reading: against mido's own reading
+
+def reference_notes(path):
+    """What mido makes of a file, slowly: merged messages in seconds, first-in-first-out per channel and pitch."""
+    midi = mido.MidiFile(path)
+    now, tick, program, sounding, found = 0.0, 0, [1] * 16, {}, []
+    for timed, message in zip(mido.merge_tracks(midi.tracks), midi):  # the same messages: delta ticks and delta seconds
+        now, tick = now + message.time, tick + timed.time
+        if message.type == "program_change":
+            program[message.channel] = message.program + 1
+        elif message.type in ("note_on", "note_off") and message.channel != 9:
+            key = (message.channel, message.note)
+            if message.type == "note_on" and message.velocity > 0:
+                found.append([message.note, program[message.channel], tick, now, None, None])
+                sounding.setdefault(key, []).append(found[-1])
+            elif sounding.get(key):
+                sounding[key].pop(0)[4:] = [tick, now]
+    found = [note if note[4] is not None else note[:4] + [tick, now] for note in found]
+    found = sorted((note for note in found if note[4] > note[2]), key=lambda note: (note[2], note[0]))
+    return [(pitch, program, start / midi.ticks_per_beat, (end - start) / midi.ticks_per_beat, begin, finish)
+            for pitch, program, start, begin, end, finish in found]
+
+
+channels = st.sampled_from([0, 0, 1, 9])  # few channels and pitches: notes of one pitch overlap often
+note_ons = st.builds(lambda c, n, v: mido.Message("note_on", channel=c, note=n, velocity=v),
+                     channels, st.integers(60, 61), st.sampled_from([64, 1, 0]))
+messages = st.one_of(
+    note_ons, note_ons,
+    st.builds(lambda c, n: mido.Message("note_off", channel=c, note=n), channels, st.integers(60, 61)),
+    st.builds(lambda c, p: mido.Message("program_change", channel=c, program=p), st.sampled_from([0, 1, 9]),
+              st.integers(0, 127)),
+    st.builds(lambda t: mido.MetaMessage("set_tempo", tempo=t), st.integers(1, 2_000_000)),
+    st.just(mido.Message("control_change", control=7, value=100)),
+    st.just(mido.Message("sysex", data=[0x7E, 0x7F])),
+    st.just(mido.MetaMessage("text", text="hello")),
+)
+tracks = st.lists(st.lists(st.tuples(st.sampled_from([0, 0, 1, 60, 300]), messages), min_size=4, max_size=40),
+                  min_size=1, max_size=3)
+
+
+@EXAMPLES
+@given(events=tracks, ticks_per_beat=st.sampled_from([1, 96, 480, 7]))
+def test_any_file_reads_as_mido_reads_it(tmp_path, events, ticks_per_beat):
+    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat,
+                         tracks=[mido.MidiTrack(message.copy(time=delta) for delta, message in track) for track in events])
+    path = tmp_path / "random.mid"
+    midi.save(path)
+    notes, expected = midi_to_notes(path), reference_notes(path)
+    assert beats(notes) == [row[:4] for row in expected]
+    np.testing.assert_allclose(notes["start"], [row[4] * SR for row in expected], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(notes["end"], [row[5] * SR for row in expected], rtol=1e-9, atol=1e-6)
+
+
+# ------------------------------------------------------------------ writing notes and reading them back
+
+QUARTET = [(41, 76, 0.0, 1.0), (41, 74, 1.0, 0.5), (41, 72, 1.5, 0.5),  # (instrument, pitch, start_beat, beats)
+           (42, 64, 0.0, 2.0), (43, 48, 0.0, 4.0), (43, 48, 1.0, 1.0),   # a cello note inside another of its pitch
+           (1, 60, 2.0, 2.0), (1, 60, 3.0, 1.5)]                          # a piano note overlapping the next
+
+
+def test_notes_to_midi_writes_a_tempo_track_then_one_track_per_program_never_on_channel_10(tmp_path):
+    path = tmp_path / "quartet.mid"
+    assert notes_to_midi(csv_notes(QUARTET, bpm=100), path, bpm=100) == 8
+    midi = mido.MidiFile(path)
+    assert midi.type == 1 and len(midi.tracks) == 5  # tempo, then programs 1, 41, 42, 43
+    assert [m.tempo for m in midi.tracks[0] if m.type == "set_tempo"] == [600000]
+    programs = [sorted({m.program for m in track if m.type == "program_change"}) for track in midi.tracks[1:]]
+    assert programs == [[0], [40], [41], [42]]
+    channels = {m.channel for track in midi.tracks for m in track if not m.is_meta}
+    assert 9 not in channels and len(channels) == 5  # the cello's inner note gets a channel of its own
+
+
+def test_written_notes_read_back_the_same(tmp_path):
+    notes = csv_notes(QUARTET, bpm=100)
+    notes_to_midi(notes, tmp_path / "quartet.mid", bpm=100)
+    back = midi_to_notes(tmp_path / "quartet.mid")
+    assert beats(back) == beats(notes[np.lexsort((notes["note"], notes["start"]))])
+    np.testing.assert_allclose(back["start"], np.sort(notes["start"]), rtol=1e-12)
+
+
+def test_notes_without_beats_are_written_by_their_times_to_the_nearest_tick(tmp_path):
+    notes = csv_notes([(1, 60, 0.0, 1.0), (1, 62, 1.0, 1.0)])
+    notes["start_beat"] = notes["beats"] = np.nan
+    notes["start"] += [100, 0]  # 100 samples late: 2.18 ticks at 120 bpm and 480 ticks a beat
+    notes_to_midi(notes, tmp_path / "a.mid")
+    back = midi_to_notes(tmp_path / "a.mid")
+    assert back["start_beat"].tolist() == [2 / 480, 1.0]
+    assert np.abs(back["start"] - notes["start"]).max() < SR / 2 / 480 / 2  # half a tick
+
+
+def test_times_that_disagree_with_start_beat_at_the_tempo_are_refused(tmp_path):
+    notes = csv_notes(QUARTET, bpm=100)
+    with pytest.raises(DataError, match=r"note 0 \(start_beat 0, beats 1\) is at 0-26460 samples, not at 0-22050 as 120 bpm"):
+        notes_to_midi(notes, tmp_path / "a.mid", bpm=120)
+    assert not (tmp_path / "a.mid").exists()
+
+
+def test_notes_that_need_more_than_15_channels_are_refused(tmp_path):
+    notes = csv_notes([(program, 60, 0.0, 1.0) for program in range(1, 17)])
+    with pytest.raises(DataError, match="need 16 MIDI channels"):
+        notes_to_midi(notes, tmp_path / "a.mid")
+
+
+def test_a_note_shorter_than_a_tick_is_not_written(tmp_path):
+    notes = csv_notes([(1, 60, 0.0, 1.0), (1, 62, 0.5, 0.0)])
+    assert notes_to_midi(notes, tmp_path / "a.mid") == 1
+    assert beats(midi_to_notes(tmp_path / "a.mid")) == [(60, 1, 0.0, 1.0)]
+
+
+def test_no_notes_write_a_file_with_no_notes(tmp_path):
+    assert notes_to_midi(csv_notes([]), tmp_path / "a.mid") == 0
+    assert len(midi_to_notes(tmp_path / "a.mid")) == 0
+
+
+def test_the_same_music_gives_the_same_rolls_from_notes_and_from_midi(tmp_path):
+    notes = csv_notes(QUARTET, bpm=120)
+    notes_to_midi(notes, tmp_path / "quartet.mid", bpm=120)
+    back = midi_to_notes(tmp_path / "quartet.mid")
+    for grid in ({"time_base": "seconds", "steps_per_second": 8.0}, {"time_base": "beats", "steps_per_beat": 4}):
+        expected = rolls.organize_song(notes, **grid)
+        assert expected.any()
+        np.testing.assert_array_equal(rolls.organize_song(back, **grid), expected)
+
+
+eighths = st.integers(0, 8 * 50).map(lambda n: n / 8)
+csv_rows = st.lists(st.tuples(st.sampled_from([1, 41, 43]), st.one_of(st.integers(58, 61), st.integers(0, 127)),
+                              eighths, st.integers(1, 8 * 8).map(lambda n: n / 8)), max_size=25)
+tempos = st.sampled_from([60.0, 80.0, 100.0, 120.0, 150.0])  # whole microseconds per beat, as MIDI stores them
+
+
+@EXAMPLES
+@given(rows=csv_rows, bpm=tempos, ticks_per_beat=st.sampled_from([8, 96, 480, 960]))
+def test_notes_to_midi_then_midi_to_notes_gives_the_notes_back(tmp_path, rows, bpm, ticks_per_beat):
+    notes = csv_notes(rows, bpm)
+    try:
+        notes_to_midi(notes, tmp_path / "a.mid", bpm=bpm, ticks_per_beat=ticks_per_beat)
+    except DataError as err:
+        assume("MIDI channels" not in str(err))  # same-pitch notes nested too deep for 15 channels
+        raise
+    back, notes = in_order(midi_to_notes(tmp_path / "a.mid")), in_order(notes)
+    assert beats(back) == beats(notes)
+    np.testing.assert_allclose(back["start"], notes["start"], rtol=1e-12, atol=1e-6)
+    np.testing.assert_allclose(back["end"], notes["end"], rtol=1e-12, atol=1e-6)
+    for grid in ({"time_base": "seconds", "steps_per_second": 10.0}, {"time_base": "beats", "steps_per_beat": 8}):
+        np.testing.assert_array_equal(rolls.organize_song(back, **grid), rolls.organize_song(notes, **grid))
