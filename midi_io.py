@@ -21,7 +21,6 @@ keeps an object of about 240 bytes for every message. It reads what mido reads
 and SMPTE time; it skips non-MTrk chunks as the standard asks. Files are
 written with mido.
 """
-import os
 from array import array
 from collections import deque
 from operator import itemgetter
