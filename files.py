@@ -29,22 +29,8 @@ def _umask():
 @contextlib.contextmanager
 def atomic_write(path, mode="wb"):
     """Open a temporary file beside `path` for writing; on success it replaces `path`, on error it is removed."""
-    directory = os.path.dirname(os.fspath(path)) or "."
-    try:
-        handle, temp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    except OSError as err:
-        raise DataError(f"cannot write {path}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(handle, mode) as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    with atomic_path(path) as temp, open(temp, mode) as file:
+        yield file
 
 
 def make_dir(path, what="folder"):
