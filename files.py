@@ -1,4 +1,4 @@
-"""Files the pipeline writes and reads: atomic writes with ordinary permissions, and checked input paths.
+"""Files the pipeline writes and reads: atomic writes with ordinary permissions, checked input paths, JSON.
 
     from files import atomic_write
     with atomic_write("output/metrics.json", "w") as file:
@@ -10,6 +10,7 @@ plain `open()` would give (0666 less the umask) and renamed into place, so
 an interruption never leaves a half-written file where a good one was.
 """
 import contextlib
+import json
 import os
 import stat
 import tempfile
@@ -88,3 +89,20 @@ def atomic_path(path):
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+def write_json(path, data):
+    """Write data as indented JSON, atomically."""
+    with atomic_write(path, "w") as file:
+        json.dump(data, file, indent=2)
+        file.write("\n")
+
+
+def read_json(path, what):
+    """A JSON file this project wrote → its value, or DataError naming the file."""
+    check_readable_file(path, what)
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except (OSError, ValueError, RecursionError) as err:
+        raise DataError(f"{what} {path} is damaged ({str(err)[:120]})") from None

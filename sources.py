@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from files import DataError, check_readable_file
+from midi_io import midi_to_notes
 from rolls import NOTE_DTYPE, BadRecording, check_notes
 from safe_pickle import UnsafePickle, load_entry
 
@@ -164,7 +165,6 @@ def read_song(source, song_id, max_member_mb=MAX_MEMBER_MB):
     try:
         if source.kind == "csv":
             return read_csv_labels(source.recordings[song_id]), None
-        from midi_io import midi_to_notes  # TODO(integration): top-level import once midi_io has it
         return midi_to_notes(source.recordings[song_id]), None
     except DataError as problem:  # BadRecording included: a broken file in a collection is skipped
         return None, str(problem)

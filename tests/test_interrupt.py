@@ -18,6 +18,7 @@ import pytest
 from intervaltree import IntervalTree
 
 import classically_deep as cd
+import training
 import model  # noqa: F401  registers the custom layers, so best.keras loads
 from conftest import musicnet_entry
 from test_pipeline import chord_song
@@ -131,7 +132,7 @@ def test_resuming_may_change_the_epochs_and_the_time_budget(interrupted, tmp_pat
     settings = cd.resolve_settings([*interrupted[0], f"--output_dir={out}", f"--epochs={EPOCHS + 5}",
                                     "--max_minutes=9", "--resume=True"], cd.default_settings())
     fingerprint = json.loads((out / "settings.json").read_text())["data_fingerprint"]
-    assert cd.resume_state(settings, fingerprint) == progress
+    assert training.resume_state(settings, fingerprint) == progress
 
 
 def test_a_fresh_run_over_an_interrupted_one_is_refused(interrupted, tmp_path, capsys):

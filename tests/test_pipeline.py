@@ -9,6 +9,7 @@ import pytest
 from intervaltree import IntervalTree
 
 import classically_deep as cd
+import training
 from conftest import labels, musicnet_entry
 from midi_io import midi_to_roll
 
@@ -154,7 +155,7 @@ def test_transposition_moves_every_note_together_and_keeps_it_on_the_keyboard():
     piece = np.zeros((6, 88), bool)
     piece[0:3, [0, 4, 7]] = True  # a chord at the very bottom: it can only move up
     for _ in range(50):
-        moved = cd.transpose(piece, rng, 5)
+        moved = training.transpose(piece, rng, 5)
         shift = np.nonzero(moved[0])[0][0]
         assert 0 <= shift <= 5
         np.testing.assert_array_equal(moved, np.roll(piece, shift, axis=1))
@@ -163,7 +164,7 @@ def test_transposition_moves_every_note_together_and_keeps_it_on_the_keyboard():
 def test_training_windows_cover_songs_and_mark_padding():
     songs = [np.ones((5, 88), bool), np.ones((40, 88), bool)]
     settings = {**cd.default_settings(), "seq_len": 16, "batch_size": 8, "transpose_range": 0}
-    windows, targets, weights = cd.make_window_dataset(songs, settings)[0]
+    windows, targets, weights = training.make_window_dataset(songs, settings)[0]
     assert windows.shape == (8, 17, 88) and targets.shape == (8, 16, 88)
     np.testing.assert_array_equal(targets, windows[:, 1:])
     for window, weight in zip(windows, weights):
@@ -372,7 +373,7 @@ def train_until_it_blows_up(tmp_path, steps):
     keras.utils.set_random_seed(1)
     model = MusicLSTM(num_keys=88, units=16, layers=1, head="nade", head_units=8)
     model.compile(optimizer=keras.optimizers.Adam(BlowUp(steps), clipnorm=1.0), loss=frame_nll)
-    history, _ = cd.train(model, songs[:3], songs[3:], settings)
+    history, _ = training.train(model, songs[:3], songs[3:], settings)
     return model, history
 
 
@@ -388,7 +389,7 @@ def test_a_loss_that_stops_being_finite_ends_training_with_the_best_weights(tmp_
 
 
 def test_a_loss_that_is_never_finite_is_a_training_error(tmp_path):
-    with pytest.raises(cd.TrainingError, match="no epoch gave a finite validation NLL before the training loss "
+    with pytest.raises(training.TrainingError, match="no epoch gave a finite validation NLL before the training loss "
                                                "became nan in epoch 1.*lower --learning_rate"):
         train_until_it_blows_up(tmp_path, steps=0)
     assert not (tmp_path / "best.keras").exists()
