@@ -28,13 +28,17 @@ from rolls import BadRecording
 
 # ------------------------------------------------------------------ settings
 # data
-data_path = "data/musicnet.npz"  # MusicNet archive; if this default is absent the embedded sample is used
+data_path = "data/musicnet.npz"  # MusicNet npz, CSV release folder, MIDI file or folder; absent default: the sample
 split_path = ""                  # optional JSON {"train": [ids], "valid": [ids], "test": [ids]}; "" = standard split
 cache_dir = "data/cache"         # where preprocessed piano rolls are cached (named by a settings hash)
 save_mode = "auto"               # True: preprocess and save the cache; False: load the cache only; "auto": either
 output_dir = "output"            # checkpoint, metrics.json, settings.json and MIDI files land here
 max_member_mb = 1000.0           # largest archive member read, MB uncompressed (30 min of MusicNet audio is ~640)
 max_frames = 1_000_000           # longest piano roll, frames; longer recordings are skipped
+workers = 0                      # processes that read a CSV release or MIDI folder; 0 = one per core
+composers = ""                   # only these composers, comma-separated (MusicNet metadata), e.g. "Bach,Mozart"; "" = all
+ensembles = ""                   # only these ensembles, comma-separated (MusicNet metadata), e.g. "Solo Piano"; "" = all
+programs = ""                    # only notes of these 1-based MIDI programs, comma-separated, e.g. "1" (piano); "" = all
 # piano roll
 lowest_note = 21                 # MIDI note of the roll's first key (21 = A0)
 highest_note = 108               # MIDI note of the roll's last key (108 = C8)
@@ -58,7 +62,9 @@ transpose_range = 2              # random transposition of training windows, ± 
 seed = 1234                      # same seed, same run (within the time budget); 0 to 2**32 - 1
 resume = False                   # True: continue the interrupted run in output_dir from its last checkpoint
 # generation
-primer_frames = 32               # frames of a held-out song's opening that prime the model
+primer_frames = 32               # frames of a held-out song's opening (or of primer_path) that prime the model
+primer_path = ""                 # a MIDI file whose opening primes generation instead of held-out songs; "" = none
+include_primer = True            # True: generated MIDI holds the primer, a marker, then the continuation
 generate_frames = 256            # frames to compose after the primer
 temperature = 1.0                # sampling temperature: < 1 safer, > 1 wilder
 num_outputs = 3                  # MIDI files to write
@@ -134,7 +140,7 @@ def check_settings(settings):
                  "max_member_mb", "max_frames"):
         if settings[name] <= 0:
             raise SettingsError(f"{name} must be positive, not {settings[name]}")
-    for name in ("transpose_range", "generate_frames", "num_outputs", "patience"):
+    for name in ("transpose_range", "generate_frames", "num_outputs", "patience", "workers"):
         if settings[name] < 0:
             raise SettingsError(f"{name} must not be negative, not {settings[name]}")
     for name, most in MAX_SIZES.items():
@@ -205,14 +211,18 @@ def read_split(split_path):
     return split
 
 
-def split_ids(ids, split_path="", unusable=()):
-    """Recording ids → {'train', 'valid', 'test'} id lists (split file, else the standard split).
+def split_ids(ids, split_path="", unusable=(), test_ids=None, aliases=None):
+    """Recording ids → {'train', 'valid', 'test'} id lists: a split file; else the source's own test set
+    (test_ids: a CSV release's test_labels/) or MusicNet's standard one, and a fixed 10% of the rest
+    for validation; else a deterministic 10% / 10% split.
 
     Ids of a split file that are in `unusable` (recordings skipped as unusable)
-    are dropped with a note; ids the archive lacks altogether are an error.
+    are dropped with a note; ids the data lacks altogether are an error.
+    aliases: other names the split file may use for an id (a MIDI file's relative path).
     """
     if split_path:
         split = read_split(split_path)
+        split = {part: [(aliases or {}).get(song_id, song_id) for song_id in part_ids] for part, part_ids in split.items()}
         named, unusable = sum(split.values(), []), set(unusable)
         known = set(ids) | unusable
         missing = [song_id for song_id in named if song_id not in known]
@@ -225,7 +235,8 @@ def split_ids(ids, split_path="", unusable=()):
         return {part: [song_id for song_id in part_ids if song_id not in unusable]
                 for part, part_ids in split.items()}
     rng = np.random.default_rng(SPLIT_SEED)
-    test = [song_id for song_id in ids if song_id in STANDARD_TEST_IDS]
+    held_out = set(STANDARD_TEST_IDS if test_ids is None else test_ids)
+    test = [song_id for song_id in ids if song_id in held_out]
     rest = [song_id for song_id in ids if song_id not in test]
     if not test:  # not MusicNet: hold out a deterministic share as test
         shuffled = list(rng.permutation(rest))
@@ -271,14 +282,15 @@ def generate_song(model, primers, num_frames, temperature=1.0, seed=0):
     return np.stack(list(tqdm(frames, total=num_frames, desc="composing", unit="frame")), axis=1)
 
 
-def generate_MIDI(songs, settings, program):
-    """Write each generated roll to output_dir/generated_N.mid; print path, seconds, notes → paths."""
+def generate_MIDI(songs, settings, program, primer_frames=None):
+    """Write each generated roll to output_dir/generated_N.mid (a marker at primer_frames, where the model
+    takes over, when the roll starts with its primer); print path, seconds, notes → paths."""
     frames_per_beat, tempo = frames_per_beat_and_bpm(settings)
     paths = []
     for number, roll in enumerate(songs, start=1):
         path = os.path.join(settings["output_dir"], f"generated_{number}.mid")
         notes = roll_to_midi(roll, path, lowest_note=settings["lowest_note"], frames_per_beat=frames_per_beat,
-                             bpm=tempo, program=program)
+                             bpm=tempo, program=program, marker_frame=primer_frames)
         seconds = len(roll) / frames_per_beat * 60.0 / tempo
         print(f"wrote {path}: {seconds:.1f} s, {notes} notes")
         if notes == 0:
@@ -289,48 +301,124 @@ def generate_MIDI(songs, settings, program):
 
 # ------------------------------------------------------------------ main
 
-def preprocess(data, settings):
-    """Read and organize every recording → {'ids', 'rolls', 'programs', 'skipped': [(id, reason)]}; bad recordings are skipped."""
-    from tqdm import tqdm
-    ids = sources.archive_ids(data)
-    songs = {"ids": [], "rolls": [], "programs": [], "skipped": []}
-    recordings = sources.read_archive(data, ids, settings["max_member_mb"])
-    for song_id, notes, problem in tqdm(recordings, total=len(ids), desc="preprocessing", unit="song"):
+def note_filters(source, settings):
+    """The recordings to read (composers / ensembles from the metadata) and the programs to keep → (ids, programs or None)."""
+    ids = sorted(source.recordings)
+    for name, column in (("composers", "composer"), ("ensembles", "ensemble")):
+        wanted = {value.strip().lower() for value in settings[name].split(",") if value.strip()}
+        if not wanted:
+            continue
+        if not source.metadata:
+            raise DataError(f"--{name} needs MusicNet's metadata ({sources.METADATA_FILE}), and "
+                            f"{source.path} has none beside it")
+        known = sorted({row.get(column, "") for row in source.metadata.values()})
+        unknown = sorted(wanted - {value.lower() for value in known})
+        if unknown:
+            raise DataError(f"--{name}: no recording has {column} {', '.join(map(repr, unknown))}; "
+                            f"known: {', '.join(known[:30])}")
+        ids = [song_id for song_id in ids if source.metadata.get(song_id, {}).get(column, "").lower() in wanted]
+    programs = None
+    if settings["programs"].strip():
         try:
-            roll = rolls.organize_song(notes, **settings) if problem is None else None
-        except BadRecording as err:
-            problem = str(err)
+            programs = sorted({int(value) for value in settings["programs"].split(",") if value.strip()})
+        except ValueError:
+            raise DataError(f"--programs must list MIDI program numbers 1-128, like \"1,41\", not {settings['programs']!r}") from None
+        if not all(1 <= program <= 128 for program in programs):
+            raise DataError(f"--programs must list MIDI program numbers 1-128, not {settings['programs']!r}")
+    return ids, programs
+
+
+def organize_recording(song_id, notes, problem, programs, settings):
+    """One recording's notes (or the reason it has none) → (id, roll or None, 1-based program, label form, problem)."""
+    if problem is not None:
+        return song_id, None, 1, None, problem
+    form = sources.label_form(notes)
+    if programs is not None:
+        notes = notes[np.isin(notes["instrument"], programs)]
+    try:
+        return song_id, rolls.organize_song(notes, **settings), rolls.main_program(notes), form, None
+    except BadRecording as err:
+        return song_id, None, 1, form, str(err)
+
+
+_WORK = {}  # what each reader process needs: the source, programs and settings, set once by its initializer
+
+
+def _start_reader(source, programs, settings):
+    _WORK.update(source=source, programs=programs, settings=settings)
+
+
+def _read_and_organize(song_id):
+    """In a reader process: one CSV or MIDI recording → organize_recording's tuple."""
+    notes, problem = sources.read_song(_WORK["source"], song_id)
+    return organize_recording(song_id, notes, problem, _WORK["programs"], _WORK["settings"])
+
+
+def organized_recordings(source, ids, programs, settings):
+    """Yield organize_recording's tuple for each id, in order: an npz archive one member at a time (its
+    members can be hundreds of MB), a CSV release or MIDI folder on `workers` processes."""
+    if source.kind == "npz":
+        for song_id, notes, problem in sources.read_songs(source, ids, settings["max_member_mb"]):
+            yield organize_recording(song_id, notes, problem, programs, settings)
+        return
+    count = min(settings["workers"] or os.cpu_count() or 1, max(1, len(ids) // 8))
+    if count <= 1:
+        _start_reader(source, programs, settings)
+        yield from map(_read_and_organize, ids)
+        return
+    import multiprocessing
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with context.Pool(count, initializer=_start_reader, initargs=(source, programs, settings)) as pool:
+        yield from pool.imap(_read_and_organize, ids, chunksize=max(1, min(64, len(ids) // (count * 16))))
+
+
+def preprocess(source, settings):
+    """Read and organize the chosen recordings → {'ids', 'rolls', 'programs', 'skipped': [(id, reason)]}; bad recordings are skipped."""
+    from tqdm import tqdm
+    ids, programs = note_filters(source, settings)
+    songs = {"ids": [], "rolls": [], "programs": [], "skipped": []}
+    forms = {}
+    results = organized_recordings(source, ids, programs, settings)
+    for song_id, roll, program, form, problem in tqdm(results, total=len(ids), desc="preprocessing", unit="song"):
+        forms[form] = forms.get(form, 0) + 1
         if problem is not None:
             tqdm.write(f"warning: skipped recording '{song_id}': {problem}")
             songs["skipped"].append((song_id, problem))
             continue
         songs["ids"].append(song_id)
         songs["rolls"].append(roll)
-        songs["programs"].append(rolls.main_program(notes))
+        songs["programs"].append(program)
+    forms.pop(None, None)
+    print("label timing: " + ", ".join(f"{count} recordings with {form}" for form, count in sorted(forms.items())))
     return songs
 
 
-def load_or_preprocess(data, settings):
-    """Rolls for a data file: 'auto' uses a matching cache or builds one; True rebuilds; False only loads."""
-    path = rolls.cache_path(sources.fingerprint(data), settings["cache_dir"], settings)
+def cache_key(source, settings):
+    """What the roll cache depends on besides the roll settings: the source's files and the filters."""
+    return {**sources.source_fingerprint(source), **{name: settings[name] for name in ("composers", "ensembles", "programs")}}
+
+
+def load_or_preprocess(source, settings):
+    """Rolls for a source: 'auto' uses a matching cache or builds one; True rebuilds; False only loads."""
+    path = rolls.cache_path(cache_key(source, settings), settings["cache_dir"], settings)
     if settings["save_mode"] is False or (settings["save_mode"] == "auto" and os.path.exists(path)):
         if not os.path.exists(path):
             raise DataError(f"no roll cache matches these settings ({path}); run with --save_mode=True or auto")
         print(f"using roll cache {path}")
-        return rolls.load_rolls(path)
+        return rolls.load_rolls(path, num_keys=settings["highest_note"] - settings["lowest_note"] + 1)
     make_dir(settings["cache_dir"], "cache folder")  # before the work, not after it
-    songs = preprocess(data, settings)
+    songs = preprocess(source, settings)
     rolls.save_rolls(path, songs)
     print(f"built roll cache {path}")
     return songs
 
 
-def load_songs(data, settings):
-    """Data file → ({'train', 'valid', 'test'}: lists of rolls with two sounding frames or more, split ids, training program)."""
-    songs = load_or_preprocess(data, settings)
+def load_songs(source, settings):
+    """Source → ({'train', 'valid', 'test'}: lists of rolls with two sounding frames or more, split ids, training program)."""
+    songs = load_or_preprocess(source, settings)
     total = len(songs["ids"]) + len(songs["skipped"])
     if songs["skipped"]:
-        print(f"skipped {len(songs['skipped'])} of {total} recordings whose labels cannot be used: "
+        print(f"skipped {len(songs['skipped'])} of {total} recordings that cannot be used (see the warnings): "
               + ", ".join(song_id for song_id, _ in songs["skipped"][:10]))
     usable = [i for i, roll in enumerate(songs["rolls"]) if roll.any(axis=1).sum() > 1]  # something to predict
     short = [songs["ids"][i] for i in sorted(set(range(len(songs["ids"]))) - set(usable))]
@@ -339,7 +427,8 @@ def load_songs(data, settings):
               "too short to learn from): " + ", ".join(short[:10]))
     ids = [songs["ids"][i] for i in usable]
     by_id = {songs["ids"][i]: songs["rolls"][i] for i in usable}
-    split = split_ids(ids, settings["split_path"], unusable=short + [song_id for song_id, _ in songs["skipped"]])
+    split = split_ids(ids, settings["split_path"], unusable=short + [song_id for song_id, _ in songs["skipped"]],
+                      test_ids=source.test_ids or None, aliases=source.aliases)
     parts = {part: [by_id[i] for i in split_part] for part, split_part in split.items()}
     if not all(parts.values()):
         raise DataError("need at least one usable song in each of train, valid and test (have "
@@ -362,16 +451,33 @@ def evaluate(model, parts):
             "test_frame_nll_baseline": bernoulli_nll(parts["train"], parts["test"])}
 
 
+def read_primer(settings):
+    """primer_path's opening primer_frames frames on the run's own grid → (frames, keys) bool roll; DataError if silent."""
+    path = settings["primer_path"]
+    roll = rolls.organize_song(midi_io.midi_to_notes(path), **settings)[:settings["primer_frames"]]
+    if not roll.any():
+        raise DataError(f"primer {path} has no notes between MIDI {settings['lowest_note']} and "
+                        f"{settings['highest_note']} in its first {settings['primer_frames']} frames")
+    if len(roll) < settings["primer_frames"]:
+        print(f"note: primer {path} is {len(roll)} frames long, shorter than primer_frames={settings['primer_frames']}")
+    return roll
+
+
 def compose(model, test_rolls, program, settings):
-    """Prime with the openings of test songs, generate num_outputs pieces and write them as MIDI → paths."""
+    """Prime with primer_path or the openings of test songs, generate num_outputs pieces, write them as MIDI → paths."""
     if settings["num_outputs"] == 0 or settings["generate_frames"] == 0:
         print("generation skipped: num_outputs or generate_frames is 0")
         return []
-    primers = [roll[:settings["primer_frames"]] for roll in test_rolls if len(roll) >= settings["primer_frames"]]
+    if settings["primer_path"]:
+        primers = [read_primer(settings)]
+    else:
+        primers = [roll[:settings["primer_frames"]] for roll in test_rolls if len(roll) >= settings["primer_frames"]]
     if not primers:
         raise DataError(f"no held-out song has primer_frames={settings['primer_frames']} frames")
     primers = np.stack([primers[n % len(primers)] for n in range(settings["num_outputs"])])
     generated = generate_song(model, primers, settings["generate_frames"], settings["temperature"], settings["seed"])
+    if settings["include_primer"]:
+        return generate_MIDI(np.concatenate([primers, generated], axis=1), settings, program, primer_frames=primers.shape[1])
     return generate_MIDI(generated, settings, program)
 
 
@@ -380,14 +486,18 @@ def run(settings):
     data = resolve_data_path(settings["data_path"])
     if settings["split_path"]:
         read_split(settings["split_path"])  # a bad split file is refused before the preprocessing
+    if settings["primer_path"]:
+        read_primer(settings)  # and a bad primer before the training
     out = settings["output_dir"]
     make_dir(out, "output folder")
-    fingerprint = sources.fingerprint(data)
+    source = sources.open_source(data)
+    print(f"data: {sources.describe(source)}")
+    fingerprint = cache_key(source, settings)
     resumed = resume_state(settings, fingerprint)
     settings_path = os.path.join(out, "settings.json")
     write_json(settings_path, {**settings, "resolved_data_path": os.path.abspath(data), "data_fingerprint": fingerprint})
     print(f"settings saved: {settings_path}")
-    parts, split, program = load_songs(data, settings)
+    parts, split, program = load_songs(source, settings)
 
     import keras
     keras.utils.set_random_seed(settings["seed"])

@@ -40,7 +40,7 @@ class Source(NamedTuple):
     """What data_path names, once looked at: kind ('npz', 'csv' or 'midi'), root path, recordings
     {id: member id, label CSV or MIDI file}, the ids the source itself holds out for testing (a CSV
     release's test_labels/), metadata {id: {'composer': ..., 'ensemble': ...}} ({} if none), other
-    names split files may use for an id {alias: id}, and files [(path, size, mtime_ns)] for the cache key."""
+    names split files may use for an id {alias: id}, and files [[path, size, mtime_ns]] for the cache key."""
     kind: str
     path: str
     recordings: dict
@@ -82,11 +82,11 @@ def source_fingerprint(source):
 
 
 def _stat_files(paths):
-    """[(absolute path, size, mtime_ns)] of files, sorted: changes when any is added, removed or rewritten."""
+    """[[absolute path, size, mtime_ns]] of files, sorted: changes when any is added, removed or rewritten."""
     listing = []
     for path in sorted(paths):
         info = os.stat(path)
-        listing.append((os.path.abspath(path), info.st_size, info.st_mtime_ns))
+        listing.append([os.path.abspath(path), info.st_size, info.st_mtime_ns])  # lists: equal after a JSON round trip
     return listing
 
 
@@ -226,12 +226,6 @@ def _open_zip(path):
         return zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile, ValueError, EOFError) as err:
         raise DataError(f"{path} is not a readable MusicNet npz archive ({type(err).__name__}: {str(err)[:120]})") from None
-
-
-def fingerprint(path):
-    """What identifies a data file's contents for the roll cache: absolute path, size, modification time."""
-    info = check_readable_file(path, "data file")
-    return {"path": os.path.abspath(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
 
 
 def archive_ids(path):

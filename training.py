@@ -287,8 +287,9 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
 
 
 # settings that --resume=True may change; any other must be as the interrupted run had it
-RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "resume", "epochs", "max_minutes",
-                     "patience", "primer_frames", "generate_frames", "temperature", "num_outputs", "bpm")
+RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "workers", "resume", "epochs",
+                     "max_minutes", "patience", "primer_frames", "primer_path", "include_primer", "generate_frames",
+                     "temperature", "num_outputs", "bpm")
 RESUME_FIELDS = {"epoch": int, "minutes": (int, float), "learning_rate": (int, float), "history": dict,
                  "callbacks": dict, "checkpoint_sha256": str}
 

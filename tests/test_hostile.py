@@ -168,9 +168,3 @@ def test_a_fifo_as_data_path_is_refused_without_hanging(tmp_path):
     os.mkfifo(path)
     code, _, err, _ = run_cli(tmp_path, path)
     assert_refused_in_one_line(code, err, "pipe.npz", "not a regular file")
-
-
-def test_a_folder_as_data_path_is_refused(tmp_path):
-    (tmp_path / "folder.npz").mkdir()
-    code, _, err, _ = run_cli(tmp_path, tmp_path / "folder.npz")
-    assert_refused_in_one_line(code, err, "folder.npz")

@@ -4,6 +4,7 @@ import os
 import stat
 
 import keras
+import mido
 import numpy as np
 import pytest
 from intervaltree import IntervalTree
@@ -11,6 +12,7 @@ from intervaltree import IntervalTree
 import classically_deep as cd
 import training
 from conftest import labels, musicnet_entry
+import midi_io
 from midi_io import midi_to_roll
 
 
@@ -120,8 +122,20 @@ def test_tiny_end_to_end_run_writes_midi_metrics_and_settings(tiny_runs):
     assert json.loads((out / "settings.json").read_text())["epochs"] == 20
     assert (out / "best.keras").exists()
     for number in (1, 2):
-        roll = midi_to_roll(out / f"generated_{number}.mid", lowest_note=21, highest_note=108, frames_per_second=4)
-        assert roll.shape == (12, 88)
+        path = out / f"generated_{number}.mid"
+        roll = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
+        assert roll.shape == (8 + 12, 88)  # the primer, then the continuation
+        markers = [(message.text, tick) for message, tick in timed_meta(path) if message.type == "marker"]
+        assert markers == [("model continues", 8 * midi_io.TICKS_PER_FRAME)]
+
+
+def timed_meta(path):
+    """(message, absolute tick) for every message of a MIDI file."""
+    for track in mido.MidiFile(path).tracks:
+        tick = 0
+        for message in track:
+            tick += message.time
+            yield message, tick
 
 
 def test_files_a_run_writes_have_ordinary_permissions(tiny_runs):
@@ -266,9 +280,10 @@ def test_a_fifo_as_data_path_is_refused_without_opening_it(tmp_path, capsys):
     assert "is not a regular file" in refused(capsys, quick_args(tmp_path / "data.npz", tmp_path))
 
 
-def test_a_folder_as_data_path_is_refused(tmp_path, capsys):
-    (tmp_path / "data.npz").mkdir()
-    assert "is a folder" in refused(capsys, quick_args(tmp_path / "data.npz", tmp_path))
+def test_a_folder_without_midi_files_or_a_csv_release_is_refused(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("hello")
+    assert "holds no .mid or .midi files" in refused(capsys, quick_args(tmp_path / "data", tmp_path))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
@@ -331,9 +346,10 @@ def test_empty_and_one_frame_recordings_are_skipped_with_a_note(tmp_path, capsys
                        np.ones((4, 88), bool), np.ones((5, 88), bool)]}
     settings = {**cd.default_settings(), "cache_dir": str(tmp_path), "save_mode": False,
                 "data_path": str(cd.SAMPLE_PATH)}
-    cd.rolls.save_rolls(cd.rolls.cache_path(cd.sources.fingerprint(cd.SAMPLE_PATH), str(tmp_path), settings), songs)
+    source = cd.sources.open_source(cd.SAMPLE_PATH)
+    cd.rolls.save_rolls(cd.rolls.cache_path(cd.cache_key(source, settings), str(tmp_path), settings), songs)
     with pytest.raises(cd.DataError, match="need at least one usable song"):  # two usable songs cannot fill three parts
-        cd.load_songs(cd.SAMPLE_PATH, settings)
+        cd.load_songs(source, settings)
     assert "skipped 3 of 5 recordings with fewer than two frames that sound (empty, or too short to learn from): " \
            "a, b, c" in capsys.readouterr().out
 

@@ -9,7 +9,8 @@ from intervaltree import Interval, IntervalTree
 
 import rolls
 import sources
-from classically_deep import load_or_preprocess as load_or_preprocess_songs, organize_song
+from classically_deep import default_settings, load_or_preprocess as load_or_preprocess_songs, organize_song
+from sources import open_source
 from conftest import SR, labels, musicnet_entry
 
 FPS = 4  # frames per second in these tests: frame k is the instant k / 4 s
@@ -117,7 +118,8 @@ def write_two_song_archive(path):
 
 
 def load_or_preprocess(data, cache_dir, save_mode, settings):
-    return load_or_preprocess_songs(data, {**settings, "cache_dir": cache_dir, "save_mode": save_mode, "max_member_mb": 1000.0})
+    full = {**default_settings(), **settings, "cache_dir": cache_dir, "save_mode": save_mode}
+    return load_or_preprocess_songs(open_source(str(data)), full)
 
 
 def test_cache_hit_equals_cache_miss(tmp_path):
