@@ -349,9 +349,18 @@ def _start_reader(source, programs, settings):
 
 
 def _read_and_organize(song_id):
-    """In a reader process: one CSV or MIDI recording → organize_recording's tuple."""
+    """In a reader process: one CSV or MIDI recording → organize_recording's tuple, the roll packed 8 keys a byte
+    (an eighth of the bytes to send back)."""
     notes, problem = sources.read_song(_WORK["source"], song_id)
-    return organize_recording(song_id, notes, problem, _WORK["programs"], _WORK["settings"])
+    song_id, roll, program, form, problem = organize_recording(song_id, notes, problem, _WORK["programs"], _WORK["settings"])
+    return song_id, None if roll is None else (np.packbits(roll, axis=1), roll.shape), program, form, problem
+
+
+def _unpacked(result):
+    """_read_and_organize's tuple with its roll as (frames, keys) bool again."""
+    song_id, packed, program, form, problem = result
+    roll = None if packed is None else np.unpackbits(packed[0], axis=1, count=packed[1][1]).astype(bool).reshape(packed[1])
+    return song_id, roll, program, form, problem
 
 
 def organized_recordings(source, ids, programs, settings):
@@ -363,13 +372,13 @@ def organized_recordings(source, ids, programs, settings):
         return
     count = min(settings["workers"] or os.cpu_count() or 1, max(1, len(ids) // 8))
     if count <= 1:
-        _start_reader(source, programs, settings)
-        yield from map(_read_and_organize, ids)
+        yield from (organize_recording(song_id, *sources.read_song(source, song_id), programs, settings) for song_id in ids)
         return
     import multiprocessing
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     with context.Pool(count, initializer=_start_reader, initargs=(source, programs, settings)) as pool:
-        yield from pool.imap(_read_and_organize, ids, chunksize=max(1, min(64, len(ids) // (count * 16))))
+        results = pool.imap(_read_and_organize, ids, chunksize=max(1, min(64, len(ids) // (count * 16))))
+        yield from map(_unpacked, results)
 
 
 def preprocess(source, settings):
