@@ -76,3 +76,13 @@ def start_beat_tree(notes):
     return IntervalTree(Interval(int(n["start"]), int(n["end"]),
                                  (int(n["instrument"]), int(n["note"]), float(n["start_beat"]), float(n["beats"]),
                                   VALUE_NAMES.get(float(n["beats"]), "Unknown"))) for n in notes)
+
+
+def timed_messages(path):
+    """(message, absolute tick) for every message of every track of a MIDI file."""
+    import mido
+    for track in mido.MidiFile(path).tracks:
+        tick = 0
+        for message in track:
+            tick += message.time
+            yield message, tick

@@ -2,14 +2,13 @@
 import json
 import os
 
-import mido
 import numpy as np
 import pytest
 
 import classically_deep as cd
 import midi_io
 import sources
-from conftest import musicnet_entry, score_notes, start_beat_tree, write_csv_release
+from conftest import musicnet_entry, score_notes, start_beat_tree, timed_messages, write_csv_release
 
 TINY = ["--epochs=6", "--hidden_size=16", "--head_size=8", "--seq_len=16", "--batch_size=4", "--primer_frames=8",
         "--generate_frames=8", "--num_outputs=1", "--max_minutes=2", "--steps_per_beat=2"]
@@ -208,16 +207,8 @@ def test_a_users_midi_primes_generation_and_opens_the_result(three_ways, tmp_pat
     expected = cd.rolls.organize_song(midi_io.midi_to_notes(primer), **settings)[:8]
     generated = cd.rolls.organize_song(written, **settings)
     np.testing.assert_array_equal(generated[:8], expected)
-    marker_ticks = [tick for message, tick in absolute_messages(out / "generated_1.mid") if message.type == "marker"]
+    marker_ticks = [tick for message, tick in timed_messages(out / "generated_1.mid") if message.type == "marker"]
     assert marker_ticks == [8 * midi_io.TICKS_PER_FRAME]
-
-
-def absolute_messages(path):
-    for track in mido.MidiFile(path).tracks:
-        tick = 0
-        for message in track:
-            tick += message.time
-            yield message, tick
 
 
 def test_a_primer_without_notes_in_range_is_a_clear_error(three_ways, tmp_path, capsys):

@@ -21,7 +21,7 @@ import classically_deep as cd
 import training
 import model  # noqa: F401  registers the custom layers, so best.keras loads
 from conftest import musicnet_entry
-from test_pipeline import chord_song
+from test_pipeline import chord_song, refused
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "classically_deep.py")
 TIMEOUT = 300  # seconds any one subprocess may take before it is killed and the test fails
@@ -82,15 +82,6 @@ def interrupted(tmp_path_factory):
 def snapshot_copy(interrupted, tmp_path):
     """A fresh copy of the interrupted run's output folder → its path."""
     return shutil.copytree(interrupted[1] / "snapshot", tmp_path / "out")
-
-
-def refused(capsys, args):
-    """Run the command line in this process → its one-line error (asserting exit status 2)."""
-    code = cd.main(args)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    return err
 
 
 def test_sigint_in_training_exits_130_with_a_checkpoint_and_the_command_to_continue(interrupted):

@@ -4,14 +4,13 @@ import os
 import stat
 
 import keras
-import mido
 import numpy as np
 import pytest
 from intervaltree import IntervalTree
 
 import classically_deep as cd
 import training
-from conftest import labels, musicnet_entry
+from conftest import labels, musicnet_entry, timed_messages
 import midi_io
 from midi_io import midi_to_roll
 
@@ -125,17 +124,8 @@ def test_tiny_end_to_end_run_writes_midi_metrics_and_settings(tiny_runs):
         path = out / f"generated_{number}.mid"
         roll = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
         assert roll.shape == (8 + 12, 88)  # the primer, then the continuation
-        markers = [(message.text, tick) for message, tick in timed_meta(path) if message.type == "marker"]
+        markers = [(message.text, tick) for message, tick in timed_messages(path) if message.type == "marker"]
         assert markers == [("model continues", 8 * midi_io.TICKS_PER_FRAME)]
-
-
-def timed_meta(path):
-    """(message, absolute tick) for every message of a MIDI file."""
-    for track in mido.MidiFile(path).tracks:
-        tick = 0
-        for message in track:
-            tick += message.time
-            yield message, tick
 
 
 def test_files_a_run_writes_have_ordinary_permissions(tiny_runs):
