@@ -1,0 +1,318 @@
+"""Music statistics and novelty of hand-made rolls, and longest_copy against a brute-force search."""
+import math
+
+import numpy as np
+import pytest
+
+from musicstats import (compare_to_reference, distinct_pitches, empty_frame_rate, groove_consistency,
+                        longest_copy, mean_note_length, music_statistics, onsets_per_unit, overlapping_area,
+                        pitch_class_entropy, pitch_range, polyphony, polyphony_rate, scale_consistency)
+
+LOW = 21  # key 0 is MIDI 21 (A0), as on the piano
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # empty rolls give NaN without numpy warnings
+
+
+def roll_of(*notes, frames=None, keys=88):
+    """(midi_pitch, start_frame, end_frame) tuples → (frames, keys) bool roll, key 0 = MIDI LOW."""
+    length = frames if frames is not None else max((end for _, _, end in notes), default=0)
+    roll = np.zeros((length, keys), bool)
+    for pitch, start, end in notes:
+        roll[start:end, pitch - LOW] = True
+    return roll
+
+
+def melody(*keys, keys_total=40):
+    """Key indices → a roll of one single-key frame per key, in order."""
+    roll = np.zeros((len(keys), keys_total), bool)
+    roll[np.arange(len(keys)), keys] = True
+    return roll
+
+
+C_MAJOR_SCALE = roll_of(*[(pitch, 2 * i, 2 * i + 2) for i, pitch in enumerate([60, 62, 64, 65, 67, 69, 71])])
+CHROMATIC = roll_of(*[(60 + i, i, i + 1) for i in range(12)])
+C_CHORD = roll_of((60, 0, 8), (64, 0, 8), (67, 0, 8))  # C E G held for 8 frames
+EMPTY = np.zeros((0, 88), bool)
+SILENT = np.zeros((8, 88), bool)
+
+
+# ------------------------------------------------------------------ pitch statistics
+
+def test_c_major_scale_has_entropy_log2_7_and_lies_in_one_scale():
+    assert pitch_class_entropy(C_MAJOR_SCALE, LOW) == pytest.approx(math.log2(7))
+    assert scale_consistency(C_MAJOR_SCALE, LOW) == 1.0
+
+
+def test_chromatic_run_has_entropy_log2_12_and_seven_twelfths_in_the_best_scale():
+    assert pitch_class_entropy(CHROMATIC, LOW) == pytest.approx(math.log2(12))
+    assert scale_consistency(CHROMATIC, LOW) == 7 / 12
+
+
+def test_entropy_counts_notes_not_frames():
+    roll = roll_of((60, 0, 30), (62, 30, 31))  # a long C and a short D: two notes, one each
+    assert pitch_class_entropy(roll, LOW) == 1.0
+
+
+def test_octaves_share_a_pitch_class():
+    roll = roll_of((60, 0, 1), (72, 1, 2), (48, 2, 3))
+    assert pitch_class_entropy(roll, LOW) == 0.0
+    assert scale_consistency(roll, LOW) == 1.0
+
+
+def test_three_semitone_cluster_fits_two_thirds_in_a_scale():
+    cluster = roll_of((60, 0, 1), (61, 0, 1), (62, 0, 1))  # C C# D: no major or minor scale holds all three
+    assert scale_consistency(cluster, LOW) == 2 / 3
+
+
+def test_pitch_class_statistics_do_not_change_under_transposition():
+    for lowest_note in (21, 22, 30):  # another lowest_note rotates the pitch classes; both statistics ignore that
+        assert pitch_class_entropy(CHROMATIC[:7], lowest_note) == pytest.approx(math.log2(7))
+        assert scale_consistency(C_MAJOR_SCALE, lowest_note) == 1.0
+
+
+def test_pitch_range_and_distinct_pitches():
+    roll = roll_of((60, 0, 2), (64, 0, 2), (60, 4, 6), (72, 3, 4))
+    assert pitch_range(roll) == 12.0
+    assert distinct_pitches(roll) == 3.0
+
+
+# ------------------------------------------------------------------ polyphony and silence
+
+def test_held_chord_has_polyphony_three_and_rate_one():
+    assert polyphony(C_CHORD) == 3.0
+    assert polyphony_rate(C_CHORD) == 1.0
+    assert empty_frame_rate(C_CHORD) == 0.0
+
+
+def test_polyphony_rate_counts_frames_of_three_or_more_keys_as_muspy_does():
+    dyad = roll_of((60, 0, 4), (64, 0, 4))
+    assert polyphony_rate(dyad) == 0.0  # MusPy: more than threshold=2 keys
+    assert polyphony_rate(dyad, threshold=1) == 1.0
+
+
+def test_polyphony_ignores_silent_frames_but_rate_counts_them():
+    roll = roll_of((60, 0, 2), (64, 0, 2), (67, 0, 2), (72, 2, 4), frames=8)  # 3, 3, 1, 1 keys, then 4 silent frames
+    assert polyphony(roll) == 8 / 4
+    assert polyphony_rate(roll) == 2 / 8
+    assert empty_frame_rate(roll) == 4 / 8
+
+
+# ------------------------------------------------------------------ time statistics
+
+def test_held_frames_make_one_note():
+    roll = roll_of((60, 0, 4), (60, 6, 7), frames=8)  # frames 0-3 are one note (a repeat would read the same)
+    assert mean_note_length(roll, frames_per_unit=2) == (4 + 1) / 2 / 2
+    assert onsets_per_unit(roll, frames_per_unit=2) == 2 / (8 / 2)
+
+
+def test_chord_counts_one_onset_per_note():
+    assert mean_note_length(C_CHORD, frames_per_unit=4) == 2.0
+    assert onsets_per_unit(C_CHORD, frames_per_unit=4) == 3 / 2
+
+
+def test_groove_consistency_compares_neighbouring_bars():
+    # 4-frame bars, the last one padded: onsets at 0, 2 | 4, 6 | 8 → patterns 1010, 1010, 1000
+    roll = roll_of((60, 0, 1), (62, 2, 3), (60, 4, 5), (62, 6, 7), (64, 8, 10))
+    assert groove_consistency(roll, 4) == 1 - 1 / (4 * 2)
+
+
+def test_groove_consistency_needs_two_bars_and_whole_frames():
+    assert math.isnan(groove_consistency(roll_of((60, 0, 4)), 4))
+    with pytest.raises(ValueError, match="frames_per_bar"):
+        groove_consistency(C_CHORD, 2.5)
+
+
+def test_time_statistics_refuse_a_rate_that_is_not_positive():
+    with pytest.raises(ValueError, match="frames_per_unit"):
+        mean_note_length(C_CHORD, 0)
+
+
+# ------------------------------------------------------------------ empty rolls
+
+def test_empty_and_silent_rolls_give_nan_where_undefined():
+    for roll in (EMPTY, SILENT):
+        assert math.isnan(pitch_class_entropy(roll, LOW))
+        assert math.isnan(scale_consistency(roll, LOW))
+        assert math.isnan(polyphony(roll))
+        assert math.isnan(mean_note_length(roll, 4))
+        assert pitch_range(roll) == 0.0 and distinct_pitches(roll) == 0.0  # MusPy's 0 for no notes
+    assert math.isnan(polyphony_rate(EMPTY)) and polyphony_rate(SILENT) == 0.0
+    assert math.isnan(empty_frame_rate(EMPTY)) and empty_frame_rate(SILENT) == 1.0
+    assert math.isnan(onsets_per_unit(EMPTY, 4)) and onsets_per_unit(SILENT, 4) == 0.0
+    assert math.isnan(groove_consistency(EMPTY, 4)) and groove_consistency(SILENT, 4) == 1.0
+
+
+# ------------------------------------------------------------------ all statistics at once
+
+COMMON = ["pitch_class_entropy", "scale_consistency", "polyphony", "polyphony_rate", "empty_frame_rate",
+          "pitch_range", "distinct_pitches"]
+
+
+def test_music_statistics_on_the_beat_grid():
+    stats = music_statistics(C_CHORD, lowest_note=LOW, time_base="beats", frames_per_unit=2, beats_per_bar=2)
+    assert list(stats) == COMMON + ["mean_note_beats", "onsets_per_beat", "groove_consistency"]
+    assert stats["mean_note_beats"] == 4.0 and stats["onsets_per_beat"] == 3 / 4
+    assert stats["groove_consistency"] == 1 - 1 / 4  # bars of 4 frames: 1000 then 0000
+    assert all(isinstance(value, float) for value in stats.values())
+
+
+def test_music_statistics_on_the_seconds_grid():
+    stats = music_statistics(C_CHORD, lowest_note=LOW, time_base="seconds", frames_per_unit=8.0)
+    assert list(stats) == COMMON + ["mean_note_seconds", "onsets_per_second"]
+    assert stats["mean_note_seconds"] == 1.0 and stats["onsets_per_second"] == 3.0
+    assert stats["polyphony"] == 3.0 and stats["pitch_range"] == 7.0
+
+
+def test_music_statistics_refuses_an_unknown_time_base():
+    with pytest.raises(ValueError, match="time_base"):
+        music_statistics(C_CHORD, lowest_note=LOW, time_base="bars", frames_per_unit=4)
+
+
+# ------------------------------------------------------------------ longest_copy
+
+TRIANGULAR = [0, 1, 3, 6, 10, 15, 21, 28, 36, 45]  # steps 1..9, all different: no part repeats another
+
+
+def test_transposed_quote_is_found():
+    training = np.zeros((8, 60), bool)
+    training[0:8, 50] = True                             # a held key around and through the quote...
+    training[1:7] = melody(10, 12, 14, 15, 17, 19, keys_total=60)
+    training[1:7, 50] = False                            # ...that stops for it
+    piece = np.zeros((8, 60), bool)
+    piece[[0, 7], 30] = piece[[0, 7], 31] = True         # a dyad before and after
+    piece[1:7] = melody(15, 17, 19, 20, 22, 24, keys_total=60)  # the quote, 5 keys up
+    assert longest_copy(piece, [training]) == 6
+
+
+def test_copy_split_by_one_changed_frame_counts_the_longer_part():
+    training = melody(*TRIANGULAR, keys_total=60)
+    piece = melody(*[key + 3 for key in TRIANGULAR], keys_total=60)
+    piece[4] = False
+    piece[4, [5, 7]] = True  # a dyad: the training song has none
+    assert longest_copy(piece, [training]) == 5  # frames 5-9
+
+
+def test_quote_must_sit_inside_one_training_roll():
+    first, second = melody(*TRIANGULAR[:5], keys_total=60), melody(*TRIANGULAR[5:], keys_total=60)
+    piece = melody(*TRIANGULAR, keys_total=60)
+    assert longest_copy(piece, [first, second]) == 5
+
+
+def test_silence_alone_is_not_a_copy():
+    piece = np.zeros((20, 12), bool)
+    assert longest_copy(piece, [np.zeros((30, 12), bool)]) == 0
+    piece[19, 4] = True
+    chord_after_silence = np.zeros((30, 12), bool)
+    chord_after_silence[29, [1, 2]] = True
+    assert longest_copy(piece, [chord_after_silence]) == 0  # the silent frames match, the note does not
+    note_after_silence = np.zeros((30, 12), bool)
+    note_after_silence[29, 9] = True
+    assert longest_copy(piece, [note_after_silence]) == 20  # silence counts inside a run with notes
+
+
+def test_wrapping_keys_around_the_keyboard_is_not_a_transposition():
+    training = np.zeros((3, 12), bool)
+    training[:, [0, 11]] = True
+    wrapped = np.roll(training, 1, axis=1)  # keys 1 and 0: an 11-semitone span became 1
+    assert longest_copy(wrapped, [training]) == 0
+    assert longest_copy(np.roll(training, -11, axis=0), [training]) == 3  # moving frames changes nothing here
+
+
+def test_shifts_across_the_64_key_word_boundary_are_found():
+    training = np.zeros((4, 128), bool)
+    training[[0, 1, 1, 2, 3], [2, 5, 60, 9, 3]] = True
+    piece = np.zeros((4, 128), bool)
+    piece[[0, 1, 1, 2, 3], [69, 72, 127, 76, 70]] = True  # 67 keys up, up to the top key
+    assert longest_copy(piece, [training]) == 4
+
+
+def test_nothing_to_compare_gives_zero():
+    assert longest_copy(np.zeros((0, 88), bool), [C_CHORD]) == 0
+    assert longest_copy(C_CHORD, []) == 0
+    assert longest_copy(C_CHORD, [EMPTY]) == 0
+
+
+def test_refuses_more_than_128_keys():
+    with pytest.raises(ValueError, match="128 keys"):
+        longest_copy(np.zeros((4, 130), bool), [C_CHORD])
+
+
+def brute_force_longest_copy(piece, training_rolls):
+    """Longest run of piece frames equal to training frames moved by one key shift, by trying every run and shift."""
+    frames, keys = piece.shape
+    best = 0
+    for roll in training_rolls:
+        for s in range(frames):
+            for t in range(len(roll)):
+                for length in range(1, min(frames - s, len(roll) - t) + 1):
+                    window, source = piece[s:s + length], roll[t:t + length]
+                    if not window.any():
+                        continue  # a silent run is not a copy; a longer one from here may be
+                    padded = np.pad(source, ((0, 0), (keys, keys)))  # every shift, off the keyboard too
+                    shifted = np.lib.stride_tricks.sliding_window_view(padded, keys, axis=1)  # (length, shifts, keys)
+                    same = (shifted == window[:, None, :]).all(axis=(0, 2))
+                    kept = shifted.sum(axis=(0, 2)) == source.sum()  # no note pushed off the piece's keyboard
+                    matched = bool((same & kept).any())
+                    if not matched:
+                        break  # every longer run from (s, t) holds this one
+                    best = max(best, length)
+    return best
+
+
+def test_longest_copy_agrees_with_brute_force_on_random_rolls():
+    rng = np.random.default_rng(7)
+    for _ in range(120):
+        keys = int(rng.choice([5, 12, 70, 128]))
+        density = rng.uniform(0.01, 0.1) if keys > 12 else rng.uniform(0.1, 0.5)
+        training = [rng.random((int(rng.integers(1, 16)), keys)) < density for _ in range(int(rng.integers(1, 4)))]
+        piece = rng.random((int(rng.integers(1, 12)), keys)) < density
+        source = training[int(rng.integers(len(training)))]  # plant a transposed quote of random length
+        length = int(rng.integers(1, min(len(source), len(piece)) + 1))
+        s, t = int(rng.integers(0, len(piece) - length + 1)), int(rng.integers(0, len(source) - length + 1))
+        at_frame, at_key = np.nonzero(source[t:t + length])
+        if len(at_key):
+            shift = int(rng.integers(-at_key.min(), keys - at_key.max()))
+            piece[s:s + length] = False
+            piece[s + at_frame, at_key + shift] = True
+        assert longest_copy(piece, training) == brute_force_longest_copy(piece, training)
+
+
+# ------------------------------------------------------------------ comparing samples
+
+def test_identical_samples_overlap_fully():
+    assert overlapping_area([1.0, 2.0, 2.5, 4.0], [1.0, 2.0, 2.5, 4.0]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_far_apart_samples_do_not_overlap():
+    assert overlapping_area([0.0, 1.0, 2.0], [100.0, 101.0, 102.0]) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_overlap_of_shifted_samples_matches_scipy():
+    # scipy.stats.gaussian_kde of each, min of the two integrated by quad over the real line: 0.533964
+    assert overlapping_area([0, 1, 2, 3], [2, 3, 4, 5]) == pytest.approx(0.533964, abs=1e-5)
+    assert overlapping_area([2, 3, 4, 5], [0, 1, 2, 3]) == pytest.approx(0.533964, abs=1e-5)
+
+
+def test_samples_without_spread():
+    assert overlapping_area([3.0], [3.0, 3.0]) == 1.0
+    assert overlapping_area([3.0], [4.0, 4.0]) == 0.0
+    inside, beside = overlapping_area([2.5], [1, 2, 3, 4]), overlapping_area([10.0], [1, 2, 3, 4])
+    assert 0.5 < inside < 1.0 and beside < 0.01  # the lone value borrows the sample's bandwidth
+
+
+def test_overlap_drops_nan_and_needs_values():
+    assert overlapping_area([1, 2, np.nan], [1, 2]) == pytest.approx(1.0, abs=1e-6)
+    assert math.isnan(overlapping_area([], [1, 2]))
+    assert math.isnan(overlapping_area([np.nan], [1, 2]))
+
+
+def test_compare_to_reference_flags_values_outside_the_songs_range():
+    reference = [1.0, 2.0, 6.0, 3.0, np.nan]
+    assert compare_to_reference(7.0, reference) == {"mean": 3.0, "min": 1.0, "max": 6.0, "outside": True}
+    assert compare_to_reference(6.0, reference)["outside"] is False
+    assert compare_to_reference([0.5, 2.0, np.nan], reference)["outside"] == [True, False, True]
+
+
+def test_compare_to_an_empty_reference_flags_nothing():
+    result = compare_to_reference([1.0, 2.0], [np.nan])
+    assert math.isnan(result["mean"]) and math.isnan(result["min"]) and math.isnan(result["max"])
+    assert result["outside"] == [False, False]
