@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 import midi_io
+import musicstats
 import rolls
 import sources
 from training import (Interrupted, Terminated, TrainingError, build_model, load_resume_model, mean_frame_nll,
@@ -473,7 +474,8 @@ def read_primer(settings):
 
 
 def compose(model, test_rolls, program, settings):
-    """Prime with primer_path or the openings of test songs, generate num_outputs pieces, write them as MIDI → paths."""
+    """Prime with primer_path or the openings of test songs, generate num_outputs pieces, write them as MIDI
+    → [{'name', 'midi', 'roll' (primer included when include_primer), 'primer_frames' (0 if not)}]."""
     if settings["num_outputs"] == 0 or settings["generate_frames"] == 0:
         print("generation skipped: num_outputs or generate_frames is 0")
         return []
@@ -485,9 +487,72 @@ def compose(model, test_rolls, program, settings):
         raise DataError(f"no held-out song has primer_frames={settings['primer_frames']} frames")
     primers = np.stack([primers[n % len(primers)] for n in range(settings["num_outputs"])])
     generated = generate_song(model, primers, settings["generate_frames"], settings["temperature"], settings["seed"])
-    if settings["include_primer"]:
-        return generate_MIDI(np.concatenate([primers, generated], axis=1), settings, program, primer_frames=primers.shape[1])
-    return generate_MIDI(generated, settings, program)
+    primer_frames = primers.shape[1] if settings["include_primer"] else 0
+    songs = np.concatenate([primers, generated], axis=1) if primer_frames else generated
+    paths = generate_MIDI(songs, settings, program, primer_frames=primer_frames or None)
+    return [{"name": os.path.splitext(os.path.basename(path))[0], "midi": path, "roll": roll, "primer_frames": primer_frames}
+            for path, roll in zip(paths, songs)]
+
+
+# (statistic, side of the real songs' range) → what a figure there usually means
+FLAG_REASONS = {("empty_frame_rate", "above"): "silence", ("polyphony", "below"): "no harmony",
+                ("polyphony_rate", "below"): "no harmony", ("pitch_class_entropy", "above"): "chromatic noise",
+                ("scale_consistency", "below"): "chromatic noise", ("distinct_pitches", "below"): "a stuck note",
+                ("mean_note_beats", "above"): "a stuck note", ("mean_note_seconds", "above"): "a stuck note",
+                ("longest_copy_bars", "above"): "copying"}
+COPY_LIMIT_BARS = 2.0  # a generated stretch found in a training song for this long or longer is flagged as copying
+
+
+def frames_per_bar(settings):
+    """Frames in a 4/4 bar: 4 quarter notes on the beat grid, 2 seconds (4 beats at 120 bpm) on the seconds grid."""
+    return 4 * (settings["steps_per_beat"] if settings["time_base"] == "beats" else settings["steps_per_second"] / 2)
+
+
+def judge(pieces, parts, split, settings):
+    """Music statistics of each generated piece (after its primer) beside every held-out song's, with flags on
+    figures outside the held-out songs' range → {'statistics', 'pieces', 'held_out', 'reference', 'flags'}."""
+    unit = settings["steps_per_beat"] if settings["time_base"] == "beats" else settings["steps_per_second"]
+
+    def statistics(roll):
+        stats = musicstats.music_statistics(roll, lowest_note=settings["lowest_note"], time_base=settings["time_base"],
+                                            frames_per_unit=unit)
+        return {**stats, "longest_copy_bars": musicstats.longest_copy(roll, parts["train"]) / frames_per_bar(settings)}
+
+    held_out = {song_id: statistics(roll) for song_id, roll in zip(split["valid"] + split["test"], parts["valid"] + parts["test"])}
+    names = list(next(iter(held_out.values())))
+    reference = {name: musicstats.compare_to_reference([], [stats[name] for stats in held_out.values()]) for name in names}
+    generated = {piece["name"]: statistics(piece["roll"][piece["primer_frames"]:]) for piece in pieces}
+    flags = {}
+    for piece, stats in generated.items():
+        for name, value in stats.items():
+            low, high = reference[name]["min"], reference[name]["max"]
+            side = "above" if value > high else "below" if value < low else "inside" if value == value else "undefined"
+            if name == "longest_copy_bars":
+                side = "above" if value >= COPY_LIMIT_BARS else "inside"
+                low, high = 0.0, COPY_LIMIT_BARS
+            if side != "inside":
+                reason = FLAG_REASONS.get((name, side), "unlike the real songs")
+                flags.setdefault(piece, {})[name] = f"{side} [{low:.3g}, {high:.3g}]: {reason}"
+    return {"statistics": names, "pieces": generated, "held_out": held_out,
+            "reference": {name: {key: reference[name][key] for key in ("mean", "min", "max")} for name in names},
+            "flags": flags}
+
+
+def print_statistics(table):
+    """The statistics table on the console: each generated piece beside the held-out songs' mean and range, flags marked '!'."""
+    pieces = list(table["pieces"])
+    print(f"\n{'statistic':<22}" + "".join(f"{piece:>14}" for piece in pieces) + "   held-out songs: mean [min, max]")
+    for name in table["statistics"]:
+        cells = "".join(f"{table['pieces'][piece][name]:>13.3g}{'!' if name in table['flags'].get(piece, {}) else ' '}"
+                        for piece in pieces)
+        reference = table["reference"][name]
+        limit = f"  (flagged at {COPY_LIMIT_BARS:g} bars)" if name == "longest_copy_bars" else ""
+        print(f"{name:<22}{cells}   {reference['mean']:.3g} [{reference['min']:.3g}, {reference['max']:.3g}]{limit}")
+    for piece, flagged in table["flags"].items():
+        for name, reason in flagged.items():
+            print(f"warning: {piece}: {name} {table['pieces'][piece][name]:.3g} is {reason}")
+    if not table["flags"]:
+        print("every generated figure lies inside the held-out songs' range")
 
 
 def run(settings):
@@ -524,7 +589,12 @@ def run(settings):
     write_json(metrics_path, metrics)
     print(f"test frame NLL {metrics['test_frame_nll']:.3f} nats "
           f"(independent-Bernoulli baseline {metrics['test_frame_nll_baseline']:.3f}); {metrics_path}")
-    compose(model, parts["test"], program, settings)
+    pieces = compose(model, parts["test"], program, settings)
+    if pieces:
+        table = judge(pieces, parts, split, settings)
+        print_statistics(table)
+        metrics["statistics"] = {key: table[key] for key in ("pieces", "held_out", "reference", "flags")}
+        write_json(metrics_path, metrics)
     return metrics
 
 
