@@ -29,7 +29,7 @@ import mido
 import numpy as np
 
 from files import DataError, atomic_write, check_readable_file
-from rolls import MAX_FRAMES, NOTE_DTYPE, SAMPLE_RATE, BadRecording, beat_positions, check_notes, roll_from_spans
+from rolls import MAX_FRAMES, NOTE_DTYPE, SAMPLE_RATE, BadRecording, beat_positions, check_notes, roll_from_spans, roll_to_notes
 
 TICKS_PER_FRAME = 120  # MIDI ticks per roll frame
 MAX_MIDI_BYTES = 16_000_000  # default cap on a MIDI file's size: real ones are kilobytes; reading one takes up to ~35x its size in memory
@@ -39,15 +39,6 @@ MAX_DELTA = 0x0FFFFFFF  # the largest gap between events a MIDI variable-length 
 
 
 # ------------------------------------------------------------------ rolls → MIDI
-
-def roll_to_notes(roll):
-    """(frames, keys) bool roll → (start_frame, end_frame, key) int arrays, held frames merged into one note."""
-    changes = np.diff(np.pad(roll.astype(np.int8), ((1, 1), (0, 0))), axis=0)
-    on_frame, on_key = np.nonzero(changes == 1)
-    off_frame, off_key = np.nonzero(changes == -1)
-    on, off = np.lexsort((on_frame, on_key)), np.lexsort((off_frame, off_key))  # by key, then frame
-    return on_key[on], on_frame[on], off_frame[off]
-
 
 def roll_to_midi(roll, path, *, lowest_note, frames_per_beat, bpm, program=1, velocity=80, marker_frame=None,
                  marker_text="model continues"):

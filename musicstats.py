@@ -14,6 +14,8 @@ silent roll are NaN, as in MusPy.
 """
 import numpy as np
 
+from rolls import roll_to_notes
+
 MAX_KEYS = 128  # longest_copy packs a frame into 128 bits
 MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)  # pitch classes of C major (MusPy's _get_scale)
 MINOR = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], bool)  # pitch classes of C natural minor
@@ -22,20 +24,9 @@ SCALES = np.array([np.roll(scale, root) for scale in (MAJOR, MINOR) for root in 
 
 # ------------------------------------------------------------------ notes read off a roll
 
-def _notes(roll):
-    """(frames, keys) bool roll → (key, start_frame, end_frame) int arrays, held frames merged into one note."""
-    roll = np.asarray(roll, bool)
-    if roll.ndim != 2:
-        raise ValueError(f"a roll must be a (frames, keys) array, not shape {roll.shape}")
-    changes = np.diff(np.pad(roll.astype(np.int8), ((1, 1), (0, 0))), axis=0)
-    on_key, on_frame = np.nonzero(changes.T == 1)    # key-major order: a key's notes in time order
-    off_key, off_frame = np.nonzero(changes.T == -1)
-    return on_key, on_frame, off_frame
-
-
 def _pitch_class_counts(roll, lowest_note):
     """(frames, keys) roll → (12,) int counts of notes per pitch class (C = 0)."""
-    keys, _, _ = _notes(roll)
+    keys, _, _ = roll_to_notes(roll)
     return np.bincount((keys + lowest_note) % 12, minlength=12)
 
 
@@ -105,14 +96,14 @@ def distinct_pitches(roll):
 def mean_note_length(roll, frames_per_unit):
     """Mean note length in beats or seconds (frames / frames_per_unit); NaN with no notes."""
     _check_rate("frames_per_unit", frames_per_unit)
-    _, starts, ends = _notes(roll)
+    _, starts, ends = roll_to_notes(roll)
     return float((ends - starts).mean() / frames_per_unit) if len(starts) else float("nan")
 
 
 def onsets_per_unit(roll, frames_per_unit):
     """Note onsets (a chord of three counts three) per beat or per second of the roll's length; NaN for no frames."""
     _check_rate("frames_per_unit", frames_per_unit)
-    _, starts, _ = _notes(roll)
+    _, starts, _ = roll_to_notes(roll)
     frames = np.asarray(roll).shape[0]
     return float(len(starts) * frames_per_unit / frames) if frames else float("nan")
 
@@ -129,7 +120,7 @@ def groove_consistency(roll, frames_per_bar):
     if not (float(frames_per_bar).is_integer() and frames_per_bar >= 1):
         raise ValueError(f"frames_per_bar must be a whole number of frames, not {frames_per_bar!r}")
     frames_per_bar = int(frames_per_bar)
-    _, starts, _ = _notes(roll)
+    _, starts, _ = roll_to_notes(roll)
     bars = -(-np.asarray(roll).shape[0] // frames_per_bar)
     if bars < 2:
         return float("nan")

@@ -64,6 +64,18 @@ def check_notes(notes):
 
 # ------------------------------------------------------------------ notes → rolls
 
+def roll_to_notes(roll):
+    """(frames, keys) bool roll → (key, start_frame, end_frame) int arrays, held frames merged into one note,
+    sorted by key and then time (a note repeated in consecutive frames reads as one held note)."""
+    roll = np.asarray(roll, bool)
+    if roll.ndim != 2:
+        raise ValueError(f"a roll must be a (frames, keys) array, not shape {roll.shape}")
+    changes = np.diff(np.pad(roll.astype(np.int8), ((1, 1), (0, 0))), axis=0)
+    on_key, on_frame = np.nonzero(changes.T == 1)    # key-major order: a key's notes in time order
+    off_key, off_frame = np.nonzero(changes.T == -1)
+    return on_key, on_frame, off_frame
+
+
 def roll_from_spans(start_frames, end_frames, keys, num_keys, num_frames=0, max_frames=MAX_FRAMES):
     """Note spans in frame units → (frames, num_keys) bool roll.
 

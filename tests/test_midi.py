@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import rolls
-from midi_io import TICKS_PER_FRAME, midi_to_roll, roll_to_midi, roll_to_notes
+from midi_io import TICKS_PER_FRAME, midi_to_roll, roll_to_midi
+from rolls import roll_to_notes
 
 
 def example_roll():
