@@ -508,15 +508,19 @@ def frames_per_bar(settings):
     return 4 * (settings["steps_per_beat"] if settings["time_base"] == "beats" else settings["steps_per_second"] / 2)
 
 
+def piece_statistics(roll, training_rolls, settings):
+    """musicstats.music_statistics of a roll on the run's grid, plus longest_copy_bars: its longest stretch found in a training roll."""
+    unit = settings["steps_per_beat"] if settings["time_base"] == "beats" else settings["steps_per_second"]
+    stats = musicstats.music_statistics(roll, lowest_note=settings["lowest_note"], time_base=settings["time_base"],
+                                        frames_per_unit=unit)
+    return {**stats, "longest_copy_bars": musicstats.longest_copy(roll, training_rolls) / frames_per_bar(settings)}
+
+
 def judge(pieces, parts, split, settings):
     """Music statistics of each generated piece (after its primer) beside every held-out song's, with flags on
     figures outside the held-out songs' range → {'statistics', 'pieces', 'held_out', 'reference', 'flags'}."""
-    unit = settings["steps_per_beat"] if settings["time_base"] == "beats" else settings["steps_per_second"]
-
     def statistics(roll):
-        stats = musicstats.music_statistics(roll, lowest_note=settings["lowest_note"], time_base=settings["time_base"],
-                                            frames_per_unit=unit)
-        return {**stats, "longest_copy_bars": musicstats.longest_copy(roll, parts["train"]) / frames_per_bar(settings)}
+        return piece_statistics(roll, parts["train"], settings)
 
     held_out = {song_id: statistics(roll) for song_id, roll in zip(split["valid"] + split["test"], parts["valid"] + parts["test"])}
     names = list(next(iter(held_out.values())))
