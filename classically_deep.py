@@ -58,7 +58,7 @@ batch_size = 16                  # windows per batch (small batches: more update
 epochs = 500                     # most passes over the training frames (max_minutes usually stops first)
 max_minutes = 4.0                # wall-clock training budget, minutes
 learning_rate = 1e-2             # Adam step size at the start, halved on validation plateaus
-patience = 6                     # epochs without validation improvement before stopping
+patience = 20                    # epochs without validation improvement before stopping (the learning rate halves after half as many)
 transpose_range = 2              # random transposition of training windows, ± semitones (0 = off)
 seed = 1234                      # same seed, same run (within the time budget); 0 to 2**32 - 1
 resume = False                   # True: continue the interrupted run in output_dir from its last checkpoint
@@ -70,6 +70,7 @@ generate_frames = 256            # frames to compose after the primer
 temperature = 1.0                # sampling temperature: < 1 safer, > 1 wilder
 num_outputs = 3                  # MIDI files to write
 bpm = 100.0                      # tempo of generated MIDI when time_base = "beats", quarter notes per minute
+soundfont = ""                   # General MIDI .sf2 for the WAVs; "" = TimGM6mb.sf2, installed with pretty_midi
 
 SETTING_NAMES = [name for name, value in globals().items()
                  if not name.startswith("_") and isinstance(value, (bool, int, float, str))]
@@ -559,6 +560,37 @@ def print_statistics(table):
         print("every generated figure lies inside the held-out songs' range")
 
 
+def listen_and_look(pieces, table, metrics, settings):
+    """A WAV and a piano-roll PNG beside each piece's MIDI, the loss plot and output_dir/report.html → the report's path."""
+    import listen
+    import report
+    out = settings["output_dir"]
+    frames_per_unit, _ = frames_per_beat_and_bpm(settings)
+    unit = "beats" if settings["time_base"] == "beats" else "seconds"
+    shown = []
+    for piece in pieces:
+        wav, png = os.path.join(out, piece["name"] + ".wav"), os.path.join(out, piece["name"] + ".png")
+        entry = {"name": piece["name"], "midi": piece["midi"], "wav": None, "png": png,
+                 "statistics": table["pieces"][piece["name"]]}
+        try:
+            audio = listen.render_wav(piece["midi"], wav, soundfont=settings["soundfont"])
+            entry["wav"] = wav
+            print(f"wrote {wav}: {audio['seconds']:.1f} s ({audio['renderer']})")
+        except DataError as err:
+            entry["wav_error"] = str(err)
+            print(f"warning: no audio for {piece['name']}: {err}")
+        report.plot_roll(piece["roll"], png, lowest_note=settings["lowest_note"], frames_per_unit=frames_per_unit,
+                         unit=unit, primer_frames=piece["primer_frames"], title=piece["name"])
+        print(f"wrote {png}")
+        shown.append(entry)
+    loss_plot = report.plot_losses(metrics["history"], os.path.join(out, "loss.png"))
+    print(f"wrote {loss_plot}")
+    page = report.write_report(out, settings=settings, metrics=metrics, pieces=shown, statistics_table=table,
+                               loss_plot=loss_plot)
+    print(f"wrote {page} — open it in a browser to listen and look")
+    return page
+
+
 def run(settings):
     """The whole pipeline for resolved settings → metrics dict."""
     data = resolve_data_path(settings["data_path"])
@@ -588,7 +620,7 @@ def run(settings):
     history, minutes = train(model, parts["train"], parts["valid"], settings, resumed)
     remove_resume_checkpoint(out)  # training is over: best.keras holds what is worth keeping
     metrics = {**evaluate(model, parts), "epochs": len(history["loss"]), "train_minutes": minutes,
-               "test_songs": split["test"]}
+               "test_songs": split["test"], "history": history}
     metrics_path = os.path.join(out, "metrics.json")
     write_json(metrics_path, metrics)
     print(f"test frame NLL {metrics['test_frame_nll']:.3f} nats "
@@ -599,6 +631,7 @@ def run(settings):
         print_statistics(table)
         metrics["statistics"] = {key: table[key] for key in ("pieces", "held_out", "reference", "flags")}
         write_json(metrics_path, metrics)
+        listen_and_look(pieces, table, metrics, settings)
     return metrics
 
 

@@ -289,7 +289,7 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
 # settings that --resume=True may change; any other must be as the interrupted run had it
 RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "workers", "resume", "epochs",
                      "max_minutes", "patience", "primer_frames", "primer_path", "include_primer", "generate_frames",
-                     "temperature", "num_outputs", "bpm")
+                     "temperature", "num_outputs", "bpm", "soundfont")
 RESUME_FIELDS = {"epoch": int, "minutes": (int, float), "learning_rate": (int, float), "history": dict,
                  "callbacks": dict, "checkpoint_sha256": str}
 

@@ -2,6 +2,7 @@
 import json
 import os
 import stat
+import wave
 
 import keras
 import numpy as np
@@ -126,6 +127,13 @@ def test_tiny_end_to_end_run_writes_midi_metrics_and_settings(tiny_runs):
         assert roll.shape == (8 + 12, 88)  # the primer, then the continuation
         markers = [(message.text, tick) for message, tick in timed_messages(path) if message.type == "marker"]
         assert markers == [("model continues", 8 * midi_io.TICKS_PER_FRAME)]
+        with wave.open(str(out / f"generated_{number}.wav")) as audio:  # as long as the MIDI, plus its release
+            assert 5.0 <= audio.getnframes() / audio.getframerate() <= 6.0
+        assert (out / f"generated_{number}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(metrics["statistics"]["pieces"]) == {"generated_1", "generated_2"}
+    assert "pitch_class_entropy" in metrics["statistics"]["reference"]
+    page = (out / "report.html").read_text()
+    assert 'src="generated_1.wav"' in page and 'src="loss.png"' in page
 
 
 def test_files_a_run_writes_have_ordinary_permissions(tiny_runs):
