@@ -580,7 +580,7 @@ def listen_and_look(pieces, table, metrics, settings):
             entry["wav_error"] = str(err)
             print(f"warning: no audio for {piece['name']}: {err}")
         report.plot_roll(piece["roll"], png, lowest_note=settings["lowest_note"], frames_per_unit=frames_per_unit,
-                         unit=unit, primer_frames=piece["primer_frames"], title=piece["name"])
+                         unit=unit, primer_frames=piece["primer_frames"])
         print(f"wrote {png}")
         shown.append(entry)
     loss_plot = report.plot_losses(metrics["history"], os.path.join(out, "loss.png"))
