@@ -13,6 +13,7 @@ import csv
 import io
 import os
 import zipfile
+from collections import Counter
 from typing import NamedTuple
 
 import numpy as np
@@ -133,18 +134,10 @@ def _open_midi_folder(folder):
         raise DataError(f"{folder} holds no .mid or .midi files and is not a MusicNet CSV release (train_labels/, test_labels/)")
     relative = [os.path.splitext(os.path.relpath(path, folder))[0].replace(os.sep, "/") for path in paths]
     stems = [name.rsplit("/", 1)[-1] for name in relative]
-    counts = _counts(stems)
+    counts = Counter(stems)
     ids = [stem if counts[stem] == 1 else name for stem, name in zip(stems, relative)]
     aliases = {name: song_id for name, song_id in zip(relative, ids) if name != song_id}
     return Source("midi", folder, dict(zip(ids, paths)), (), {}, aliases, _stat_files(paths))
-
-
-def _counts(items):
-    """{item: how many times it occurs}."""
-    counts = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return counts
 
 
 def read_metadata(path):
@@ -160,7 +153,7 @@ def read_metadata(path):
     return {row["id"].strip(): {key: (value or "").strip() for key, value in row.items() if key} for row in rows if row.get("id")}
 
 
-def read_song(source, song_id, max_member_mb=MAX_MEMBER_MB):
+def read_song(source, song_id):
     """One recording of a CSV or MIDI source → (notes, None), or (None, reason) when it cannot be used."""
     try:
         if source.kind == "csv":
@@ -176,7 +169,7 @@ def read_songs(source, ids, max_member_mb=MAX_MEMBER_MB):
         yield from read_archive(source.path, ids, max_member_mb)
         return
     for song_id in ids:
-        yield (song_id, *read_song(source, song_id, max_member_mb))
+        yield (song_id, *read_song(source, song_id))
 
 
 # ---------------------------------------------------------------- MusicNet npz archives
