@@ -272,36 +272,7 @@ def most_played_program(programs, lengths):
     return max(frames, key=frames.get)
 
 
-# ------------------------------------------------------------------ training
-
-# ------------------------------------------------------------------ generation and MIDI
-
-def generate_song(model, primers, num_frames, temperature=1.0, seed=0):
-    """Prime with (songs, frames, keys) bool rolls, then sample num_frames more → (songs, num_frames, keys) bool."""
-    from tqdm import tqdm
-    from model import Sampler
-    frames = Sampler(model, temperature, seed).frames(primers, num_frames)
-    return np.stack(list(tqdm(frames, total=num_frames, desc="composing", unit="frame")), axis=1)
-
-
-def generate_MIDI(songs, settings, program, primer_frames=None):
-    """Write each generated roll to output_dir/generated_N.mid (a marker at primer_frames, where the model
-    takes over, when the roll starts with its primer); print path, seconds, notes → paths."""
-    frames_per_beat, tempo = frames_per_beat_and_bpm(settings)
-    paths = []
-    for number, roll in enumerate(songs, start=1):
-        path = os.path.join(settings["output_dir"], f"generated_{number}.mid")
-        notes = roll_to_midi(roll, path, lowest_note=settings["lowest_note"], frames_per_beat=frames_per_beat,
-                             bpm=tempo, program=program, marker_frame=primer_frames)
-        seconds = len(roll) / frames_per_beat * 60.0 / tempo
-        print(f"wrote {path}: {seconds:.1f} s, {notes} notes")
-        if notes == 0:
-            print(f"warning: {path} is silent — the model drew no notes (try more training or a higher temperature)")
-        paths.append(path)
-    return paths
-
-
-# ------------------------------------------------------------------ main
+# ------------------------------------------------------------------ reading, organizing and caching
 
 def note_filters(source, settings):
     """The recordings to read (composers / ensembles from the metadata) and the programs to keep → (ids, programs or None)."""
@@ -462,6 +433,33 @@ def evaluate(model, parts):
             "test_frame_nll_baseline": bernoulli_nll(parts["train"], parts["test"])}
 
 
+# ------------------------------------------------------------------ generation and MIDI
+
+def generate_song(model, primers, num_frames, temperature=1.0, seed=0):
+    """Prime with (songs, frames, keys) bool rolls, then sample num_frames more → (songs, num_frames, keys) bool."""
+    from tqdm import tqdm
+    from model import Sampler
+    frames = Sampler(model, temperature, seed).frames(primers, num_frames)
+    return np.stack(list(tqdm(frames, total=num_frames, desc="composing", unit="frame")), axis=1)
+
+
+def generate_MIDI(songs, settings, program, primer_frames=None):
+    """Write each generated roll to output_dir/generated_N.mid (a marker at primer_frames, where the model
+    takes over, when the roll starts with its primer); print path, seconds, notes → paths."""
+    frames_per_beat, tempo = frames_per_beat_and_bpm(settings)
+    paths = []
+    for number, roll in enumerate(songs, start=1):
+        path = os.path.join(settings["output_dir"], f"generated_{number}.mid")
+        notes = roll_to_midi(roll, path, lowest_note=settings["lowest_note"], frames_per_beat=frames_per_beat,
+                             bpm=tempo, program=program, marker_frame=primer_frames)
+        seconds = len(roll) / frames_per_beat * 60.0 / tempo
+        print(f"wrote {path}: {seconds:.1f} s, {notes} notes")
+        if notes == 0:
+            print(f"warning: {path} is silent — the model drew no notes (try more training or a higher temperature)")
+        paths.append(path)
+    return paths
+
+
 def read_primer(settings):
     """primer_path's opening primer_frames frames on the run's own grid → (frames, keys) bool roll; DataError if silent."""
     path = settings["primer_path"]
@@ -494,6 +492,8 @@ def compose(model, test_rolls, program, settings):
     return [{"name": os.path.splitext(os.path.basename(path))[0], "midi": path, "roll": roll, "primer_frames": primer_frames}
             for path, roll in zip(paths, songs)]
 
+
+# ------------------------------------------------------------------ judging, listening and looking
 
 # (statistic, side of the real songs' range) → what a figure there usually means
 FLAG_REASONS = {("empty_frame_rate", "above"): "silence", ("polyphony", "below"): "no harmony",
@@ -590,6 +590,8 @@ def listen_and_look(pieces, table, metrics, settings):
     print(f"wrote {page} — open it in a browser to listen and look")
     return page
 
+
+# ------------------------------------------------------------------ main
 
 def run(settings):
     """The whole pipeline for resolved settings → metrics dict."""

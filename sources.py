@@ -234,24 +234,22 @@ def archive_ids(path):
 
 def _member_info(archive, path, song_id, max_member_mb):
     """The zip directory entry of a recording's member, checked before anything is read."""
-    name = song_id
     try:
         info = archive.getinfo(song_id + ".npy")
     except KeyError:
-        raise DataError(f"{path}: member '{name}' is not in the archive") from None
+        raise DataError(f"{path}: member '{song_id}' is not in the archive") from None
     if info.flag_bits & 0x1:
-        raise DataError(f"{path}: member '{name}' is encrypted")
+        raise DataError(f"{path}: member '{song_id}' is encrypted")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
-        raise DataError(f"{path}: member '{name}' uses an unsupported compression method ({info.compress_type})")
+        raise DataError(f"{path}: member '{song_id}' uses an unsupported compression method ({info.compress_type})")
     if info.file_size > max_member_mb * 1e6:
-        raise DataError(f"{path}: member '{name}' is {info.file_size / 1e6:.0f} MB uncompressed, over the "
+        raise DataError(f"{path}: member '{song_id}' is {info.file_size / 1e6:.0f} MB uncompressed, over the "
                         f"{max_member_mb:g} MB limit (raise --max_member_mb if the file is genuine)")
     return info
 
 
 def load_member(archive, path, song_id, max_member_mb=MAX_MEMBER_MB):
     """One '<id>.npy' member → (audio array, list of safe_pickle.Interval), never running code from it."""
-    name = song_id
     info = _member_info(archive, path, song_id, max_member_mb)
     try:
         with archive.open(info) as member:
@@ -268,9 +266,9 @@ def load_member(archive, path, song_id, max_member_mb=MAX_MEMBER_MB):
             while stream.read(1 << 20):  # to the end: zipfile checks the CRC only there
                 pass
     except UnsafePickle as err:
-        raise DataError(f"{path}: member '{name}' cannot be read safely: {err}") from None
+        raise DataError(f"{path}: member '{song_id}' cannot be read safely: {err}") from None
     except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, MemoryError) as err:
-        raise DataError(f"{path}: member '{name}' is damaged ({type(err).__name__}: {str(err)[:120]})") from None
+        raise DataError(f"{path}: member '{song_id}' is damaged ({type(err).__name__}: {str(err)[:120]})") from None
     return audio, labels
 
 
