@@ -275,21 +275,12 @@ def table_from_pieces(pieces):
     for piece in pieces:
         names += [name for name in piece.get("statistics", {}) if name not in names]
     return {"statistics": names, "pieces": {piece["name"]: piece.get("statistics", {}) for piece in pieces},
-            "held_out": {}, "flags": {}}
-
-
-def _reference(table):
-    """A statistics_table's held-out summary {stat: {"mean", "min", "max"}}: its "reference", else its "held_out" in that form."""
-    for key in ("reference", "held_out"):
-        summary = table.get(key) or {}
-        if summary and all(isinstance(value, dict) and "mean" in value for value in summary.values()):
-            return summary
-    return {}
+            "reference": {}, "flags": {}}
 
 
 def _statistics_html(table):
     """statistics_table → HTML: a row per statistic, a column per piece, then the held-out mean and range; flags marked."""
-    pieces, flags, reference = table.get("pieces", {}), table.get("flags", {}), _reference(table)
+    pieces, flags, reference = table.get("pieces", {}), table.get("flags", {}), table.get("reference", {})
     names = table.get("statistics") or list(reference) or list(next(iter(pieces.values()), {}))
     if not names:
         return '<p class="note">no statistics</p>'
@@ -328,12 +319,11 @@ def write_report(output_dir, *, settings, metrics, pieces, statistics_table=None
       "test_frame_nll_baseline": float, ...}; other scalar entries are listed below.
     pieces: [{"name": str, "midi": path, "wav": path or None, "png": path or None,
       "statistics": {stat: value}, "wav_error": optional str (why wav is None)}].
-    statistics_table: {"statistics": [stat names, row order],
-      "pieces": {piece name: {stat: value}}, "held_out": {stat: {"mean", "min", "max"}},
-      "flags": {piece name: {stat: reason}}}. The driver's judge() table works
-      as it is: its "reference" {stat: {"mean", "min", "max"}} is used when
-      present (its "held_out" per song is then ignored). None builds a table
-      from the pieces' statistics, without held-out columns.
+    statistics_table: the driver's judge() table: {"statistics": [stat names, row order],
+      "pieces": {piece name: {stat: value}}, "reference": {stat: {"mean", "min", "max"}}
+      of the held-out songs, "flags": {piece name: {stat: reason}}}; its other keys
+      (such as "held_out", per song) are not shown. None builds a table from the
+      pieces' statistics, without held-out columns.
     loss_plot: path of the loss PNG, or None.
     Paths may be absolute or relative to the working directory; the page links
     them relative to output_dir and says so where a file is missing.

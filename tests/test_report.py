@@ -80,7 +80,7 @@ def run_folder(tmp_path):
     loss = report.plot_losses({"loss": [9.0, 6.0, 5.0], "val_frame_nll": [8.0, 6.5, 6.6]}, out / "losses.png")
     table = {"statistics": ["polyphony", "distinct_pitches"],
              "pieces": {piece["name"]: piece["statistics"] for piece in pieces},
-             "held_out": {"polyphony": {"mean": 2.6, "min": 2.0, "max": 3.0},
+             "reference": {"polyphony": {"mean": 2.6, "min": 2.0, "max": 3.0},
                           "distinct_pitches": {"mean": 7.5, "min": 7, "max": 8}},
              "flags": {"generated_2": {"polyphony": "above the held-out range by 0.5"}}}
     metrics = {"valid_frame_nll": 3.0, "test_frame_nll": 4.5, "valid_frame_nll_baseline": 11.6,
@@ -177,7 +177,6 @@ def test_flagged_statistic_is_marked_with_its_reason(run_folder):
 def test_report_takes_the_drivers_table_with_reference_and_per_song_held_out(run_folder):
     out, inputs = run_folder
     table = inputs["statistics_table"]
-    table["reference"] = table.pop("held_out")
     table["held_out"] = {"song_7": {"polyphony": 2.2, "distinct_pitches": 7}}  # per song: not shown
     page = Page(open(report.write_report(out, **inputs), encoding="utf-8").read())
     assert "2.6" in page.text and "2 – 3" in page.text and "song_7" not in page.text
