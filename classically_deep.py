@@ -618,7 +618,8 @@ def run(settings):
         print(f"resuming the interrupted run at epoch {resumed['epoch'] + 1} "
               f"({resumed['minutes']:.1f} of {settings['max_minutes']:g} minutes used)")
     else:
-        model = build_model(settings, num_keys=parts["train"][0].shape[1])
+        songs = [roll for part in parts.values() for roll in part]
+        model = build_model(settings, num_keys=songs[0].shape[1], max_notes=max(rolls.most_keys_on(songs), 1))
     history, minutes = train(model, parts["train"], parts["valid"], settings, resumed)
     remove_resume_checkpoint(out)  # training is over: best.keras holds what is worth keeping
     metrics = {**evaluate(model, parts), "epochs": len(history["loss"]), "train_minutes": minutes,

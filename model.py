@@ -14,7 +14,6 @@ The head sees a context: the top LSTM output beside the current frame.
 """
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 serializable = keras.saving.register_keras_serializable(package="classically_deep")
@@ -54,11 +53,19 @@ class NadeHead(keras.layers.Layer):
 
     p(key i | keys < i) = sigmoid(b_i + V_i · sigmoid(c + Σ_{j<i} W_j x_j)),
     with b = Dense(context), c = Dense(context).
+
+    Scoring uses that the hidden layer only changes at a sounding key: for a
+    frame with n keys on there are n + 1 distinct hidden vectors, one per
+    "segment" (the keys with s keys on below them). call() computes one per
+    segment, max_notes + 1 of them, instead of one per key: exact for frames
+    with at most max_notes keys on (more is an error caught by the callers
+    that know the data), and about keys / (max_notes + 1) times less work.
     """
 
-    def __init__(self, num_keys, units=128, **kwargs):
+    def __init__(self, num_keys, units=128, max_notes=None, **kwargs):
         super().__init__(**kwargs)
         self.num_keys, self.units = num_keys, units
+        self.max_notes = num_keys if max_notes is None else min(max_notes, num_keys)
         self.key_bias = keras.layers.Dense(num_keys)
         self.hidden_bias = keras.layers.Dense(units)
 
@@ -70,14 +77,14 @@ class NadeHead(keras.layers.Layer):
 
     def call(self, context, targets):
         """(batch, frames, width) context, (batch, frames, keys) targets → (batch, frames, keys) logits."""
-        targets = ops.cast(targets, context.dtype)
-        strictly_below = ops.tril(ops.ones((self.num_keys, self.num_keys), context.dtype), k=-1)
-        seen = targets[..., None, :] * strictly_below  # (batch, frames, keys, keys): row i keeps keys j < i
-        batch, frames = ops.shape(targets)[0], ops.shape(targets)[1]
-        pushed = ops.reshape(ops.matmul(ops.reshape(seen, (-1, self.num_keys)), self.w_in),
-                             (batch, frames, self.num_keys, self.units))  # Σ_{j<i} W_j x_j for every key i
-        hidden = ops.sigmoid(self.hidden_bias(context)[..., None, :] + pushed)
-        return self.key_bias(context) + ops.sum(hidden * self.w_out, axis=-1)
+        keys_on = ops.cast(targets, context.dtype)
+        below = ops.cumsum(keys_on, axis=-1) - keys_on           # (batch, frames, keys): keys on below key i
+        segments = ops.cast(ops.arange(self.max_notes + 1), context.dtype)[:, None]  # (segments, 1)
+        taken = keys_on[..., None, :] * ops.cast(below[..., None, :] < segments, context.dtype)
+        hidden = ops.sigmoid(self.hidden_bias(context)[..., None, :] + ops.matmul(taken, self.w_in))
+        per_segment = ops.matmul(hidden, ops.transpose(self.w_out))  # (batch, frames, segments, keys)
+        in_segment = ops.cast(below[..., None, :] == segments, context.dtype)
+        return self.key_bias(context) + ops.sum(per_segment * in_segment, axis=-2)
 
     def sample(self, context, uniform, temperature):
         """(batch, width) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame, lowest key first."""
@@ -91,7 +98,7 @@ class NadeHead(keras.layers.Layer):
         return ops.stack(keys, axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "num_keys": self.num_keys, "units": self.units}
+        return {**super().get_config(), "num_keys": self.num_keys, "units": self.units, "max_notes": self.max_notes}
 
 
 HEADS = {"sigmoid": SigmoidHead, "nade": NadeHead}
@@ -101,13 +108,14 @@ HEADS = {"sigmoid": SigmoidHead, "nade": NadeHead}
 class MusicLSTM(keras.Model):
     """Stacked LSTM over frames + note head: (batch, frames, keys) rolls → (batch, frames - 1, keys) logits."""
 
-    def __init__(self, num_keys=88, units=256, layers=2, dropout=0.0, head="nade", head_units=128, **kwargs):
+    def __init__(self, num_keys=88, units=256, layers=2, dropout=0.0, head="nade", head_units=128, max_notes=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.config = {"num_keys": num_keys, "units": units, "layers": layers, "dropout": dropout,
-                       "head": head, "head_units": head_units}
+                       "head": head, "head_units": head_units, "max_notes": max_notes}
         self.lstms = [keras.layers.LSTM(units, return_sequences=True, return_state=True) for _ in range(layers)]
         self.dropout = keras.layers.Dropout(dropout)
-        head_options = {"units": head_units} if head == "nade" else {}
+        head_options = {"units": head_units, "max_notes": max_notes} if head == "nade" else {}
         self.head = HEADS[head](num_keys, **head_options)
 
     def zero_states(self, batch):
@@ -146,69 +154,111 @@ class MusicLSTM(keras.Model):
         return {**super().get_config(), **self.config}
 
 
+def compile_for_backend(model, function):
+    """function(*arrays), which calls the model's layers, → the same compiled for the Keras backend, inference only.
+
+    The compiled function reads the model's weights as they are at each call.
+    TensorFlow: tf.function. JAX: jax.jit with the weights passed in through
+    a StatelessScope. PyTorch: eager under torch.no_grad().
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return tf.function(function, reduce_retracing=True, autograph=False)
+    if backend == "jax":
+        import jax
+
+        def pure(weights, *arrays):
+            with keras.StatelessScope(state_mapping=list(zip(model.variables, weights))):
+                return function(*arrays)
+        jitted = jax.jit(pure)
+        return lambda *arrays: jitted([variable.value for variable in model.variables], *arrays)
+    if backend == "torch":
+        import torch
+
+        def without_gradients(*arrays):
+            with torch.no_grad():
+                return function(*arrays)
+        return without_gradients
+    raise ValueError(f"unsupported Keras backend {backend!r}: use tensorflow, jax or torch")
+
+
+def round_up(count, step):
+    """count rounded up to a multiple of step (at least step)."""
+    return max(step, -(-count // step) * step)
+
+
 class SongScorer:
     """Frame NLL of whole songs, each run from its start with full context.
 
     Songs of similar length are scored together, in chunks of frames that
     carry the LSTM state, so memory stays bounded however long a song is.
+    Groups are padded to songs_per_batch rows and chunks to a multiple of
+    pad_frames, so a compiling backend sees only a few shapes.
     """
 
-    def __init__(self, model, songs_per_batch=8, chunk_frames=512):
-        self.model, self.songs_per_batch, self.chunk_frames = model, songs_per_batch, chunk_frames
-        keys, units = model.config["num_keys"], model.config["units"]
-        state = [tf.TensorSpec((None, units)), tf.TensorSpec((None, units))]
-        signature = [tf.TensorSpec((None, None, keys)), tf.TensorSpec((None, None, keys)),
-                     tf.TensorSpec((None, None)), [state] * model.config["layers"]]
-        self.score_chunk = tf.function(self._score_chunk, input_signature=signature, autograph=False)
+    def __init__(self, model, songs_per_batch=8, chunk_frames=512, pad_frames=64):
+        self.model, self.songs_per_batch = model, songs_per_batch
+        self.chunk_frames, self.pad_frames = round_up(chunk_frames, pad_frames), pad_frames
+        self.score_chunk = compile_for_backend(model, self._score_chunk)
 
     def _score_chunk(self, frames, targets, mask, states):
         context, states = self.model.encode(frames, states)
-        context = context[:, :tf.shape(targets)[1]]
-        return tf.reduce_sum(frame_nll(targets, self.model.head(context, targets)) * mask), states
+        return ops.sum(frame_nll(targets, self.model.head(context, targets)) * mask), states
 
     def total_nll(self, rolls):
         """List of (frames, keys) bool rolls → (total NLL in nats over frames 1.. of each, number of those frames)."""
+        limit = getattr(self.model.head, "max_notes", None)
+        if limit is not None and any(len(roll) and roll.sum(axis=1).max() > limit for roll in rolls):
+            raise ValueError(f"a song has a frame with more than the {limit} keys on that this model scores")
         order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))
         total = 0.0
         for first in range(0, len(order), self.songs_per_batch):
             group = [rolls[i] for i in order[first:first + self.songs_per_batch]]
-            width = max(len(roll) for roll in group)
-            frames = np.zeros((len(group), width, group[0].shape[1]), np.float32)
-            mask = np.zeros((len(group), max(width - 1, 0)), np.float32)
+            steps = max(len(roll) for roll in group) - 1  # predicted frames of the longest song
+            if steps < 1:
+                continue
+            width = round_up(steps, self.pad_frames) if steps < self.chunk_frames else round_up(steps, self.chunk_frames)
+            frames = np.zeros((self.songs_per_batch, width + 1, group[0].shape[1]), np.float32)
+            mask = np.zeros((self.songs_per_batch, width), np.float32)
             for row, roll in enumerate(group):
                 frames[row, :len(roll)] = roll
                 mask[row, :len(roll) - 1] = 1.0
-            states = self.model.zero_states(len(group))
-            for start in range(0, width - 1, self.chunk_frames):
-                stop = start + self.chunk_frames
+            states = self.model.zero_states(self.songs_per_batch)
+            for start in range(0, width, self.chunk_frames):
+                stop = min(start + self.chunk_frames, width)
                 nats, states = self.score_chunk(frames[:, start:stop], frames[:, start + 1:stop + 1],
                                                 mask[:, start:stop], states)
-                total += float(nats)
+                total += float(ops.convert_to_numpy(nats))
         return total, sum(max(len(roll) - 1, 0) for roll in rolls)
 
 
 class Sampler:
-    """Draws frames one at a time with a compiled step, carrying the recurrent state forward."""
+    """Draws frames one at a time with a compiled step, carrying the recurrent state forward.
+
+    The uniform draws come from numpy, seeded by (seed, frame index), so the
+    same seed gives the same music on any backend up to float rounding.
+    """
 
     def __init__(self, model, temperature=1.0, seed=0):
         self.model, self.temperature, self.seed = model, temperature, seed
-        self.prime_step = tf.function(self._prime, reduce_retracing=True, autograph=False)
-        self.draw_step = tf.function(self._draw, autograph=False)
+        self.prime_step = compile_for_backend(model, self._prime)
+        self.draw_step = compile_for_backend(model, self._draw)
 
     def _prime(self, primer):
-        context, states = self.model.encode(primer, self.model.zero_states(tf.shape(primer)[0]))
+        context, states = self.model.encode(primer, self.model.zero_states(ops.shape(primer)[0]))
         return context[:, -1], states
 
-    def _draw(self, context, states, seed):
-        shape = tf.stack([tf.shape(context)[0], self.model.config["num_keys"]])
-        uniform = tf.random.stateless_uniform(shape, seed)
+    def _draw(self, context, states, uniform):
         frame = self.model.head.sample(context, uniform, self.temperature)
         context, states = self.model.step(frame, states)
         return frame, context, states
 
     def frames(self, primer, num_frames):
         """Yield num_frames sampled (batch, keys) bool frames continuing a (batch, frames, keys) primer."""
-        context, states = self.prime_step(np.asarray(primer, np.float32))
+        primer = np.asarray(primer, np.float32)
+        context, states = self.prime_step(primer)
         for index in range(num_frames):
-            frame, context, states = self.draw_step(context, states, tf.constant([self.seed, index]))
-            yield frame.numpy() > 0.5
+            uniform = np.random.default_rng([self.seed, index]).random(primer.shape[::2], np.float32)
+            frame, context, states = self.draw_step(context, states, uniform)
+            yield ops.convert_to_numpy(frame) > 0.5

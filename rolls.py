@@ -113,6 +113,11 @@ def roll_from_spans(start_frames, end_frames, keys, num_keys, num_frames=0, max_
     return edges[:-1] > 0
 
 
+def most_keys_on(songs):
+    """The most keys on in any one frame of a list of (frames, keys) rolls (0 for none)."""
+    return max((int(roll.sum(axis=1).max()) for roll in songs if len(roll)), default=0)
+
+
 def weighted_median(values, weights):
     """The value below which half the total weight lies."""
     order = np.argsort(values)

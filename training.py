@@ -80,12 +80,16 @@ def transpose(piece, rng, semitones):
     return np.roll(piece, shift, axis=1)
 
 
-def build_model(settings, num_keys):
-    """The MusicLSTM these settings describe, compiled with Adam and the frame NLL loss."""
+def build_model(settings, num_keys, max_notes=None):
+    """The MusicLSTM these settings describe, compiled with Adam and the frame NLL loss.
+
+    max_notes: the most keys on in any frame the model will score (None: any number), which the NADE head's
+    training step costs in proportion to."""
     import keras
     from model import MusicLSTM, frame_nll
     model = MusicLSTM(num_keys=num_keys, units=settings["hidden_size"], layers=settings["num_layers"],
-                      dropout=settings["dropout"], head=settings["head"], head_units=settings["head_size"])
+                      dropout=settings["dropout"], head=settings["head"], head_units=settings["head_size"],
+                      max_notes=max_notes)
     model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"], clipnorm=1.0), loss=frame_nll)
     return model
 
