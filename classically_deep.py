@@ -55,7 +55,7 @@ dropout = 0.0                    # dropout on LSTM outputs during training, 0 to
 # training
 seq_len = 64                     # frames per training window
 batch_size = 16                  # windows per batch (small batches: more updates per CPU minute)
-epochs = 500                     # most passes over the training frames (max_minutes usually stops first)
+epochs = 500                     # most passes over the training frames (max_minutes usually stops first); 0 = preprocess only
 max_minutes = 4.0                # wall-clock training budget, minutes
 learning_rate = 1e-2             # Adam step size at the start, halved on validation plateaus
 patience = 20                    # epochs without validation improvement before stopping (the learning rate halves after half as many)
@@ -138,11 +138,11 @@ def check_settings(settings):
     if not 0 <= settings["dropout"] < 1:
         raise SettingsError("dropout must be in [0, 1)")
     for name in ("steps_per_beat", "steps_per_second", "hidden_size", "num_layers", "head_size", "seq_len",
-                 "batch_size", "epochs", "max_minutes", "learning_rate", "temperature", "primer_frames",
+                 "batch_size", "max_minutes", "learning_rate", "temperature", "primer_frames",
                  "max_member_mb", "max_frames"):
         if settings[name] <= 0:
             raise SettingsError(f"{name} must be positive, not {settings[name]}")
-    for name in ("transpose_range", "generate_frames", "num_outputs", "patience", "workers"):
+    for name in ("epochs", "transpose_range", "generate_frames", "num_outputs", "patience", "workers"):
         if settings[name] < 0:
             raise SettingsError(f"{name} must not be negative, not {settings[name]}")
     for name, most in MAX_SIZES.items():
@@ -302,55 +302,57 @@ def note_filters(source, settings):
 
 
 def organize_recording(song_id, notes, problem, programs, settings):
-    """One recording's notes (or the reason it has none) → (id, roll or None, 1-based program, label form, problem)."""
+    """One recording's notes (or the reason it has none) → (id, roll or None, 1-based program, label form, problem,
+    labels read)."""
     if problem is not None:
-        return song_id, None, 1, None, problem
-    form = sources.label_form(notes)
+        return song_id, None, 1, None, problem, 0
+    form, count = sources.label_form(notes), len(notes)
     if programs is not None:
         notes = notes[np.isin(notes["instrument"], programs)]
     try:
-        return song_id, rolls.organize_song(notes, **settings), rolls.main_program(notes), form, None
+        return song_id, rolls.organize_song(notes, **settings), rolls.main_program(notes), form, None, count
     except BadRecording as err:
-        return song_id, None, 1, form, str(err)
+        return song_id, None, 1, form, str(err), count
 
 
 _WORK = {}  # what each reader process needs: the source, programs and settings, set once by its initializer
 
 
 def _start_reader(source, programs, settings):
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it ends the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its readers with SIGTERM: no traceback
     _WORK.update(source=source, programs=programs, settings=settings)
 
 
 def _read_and_organize(song_id):
-    """In a reader process: one CSV or MIDI recording → organize_recording's tuple, the roll packed 8 keys a byte
+    """In a reader process: one recording → organize_recording's tuple, the roll packed 8 keys a byte
     (an eighth of the bytes to send back)."""
-    notes, problem = sources.read_song(_WORK["source"], song_id)
-    song_id, roll, program, form, problem = organize_recording(song_id, notes, problem, _WORK["programs"], _WORK["settings"])
-    return song_id, None if roll is None else (np.packbits(roll, axis=1), roll.shape), program, form, problem
+    notes, problem = sources.read_song(_WORK["source"], song_id, _WORK["settings"]["max_member_mb"])
+    song_id, roll, *rest = organize_recording(song_id, notes, problem, _WORK["programs"], _WORK["settings"])
+    return song_id, None if roll is None else (np.packbits(roll, axis=1), roll.shape), *rest
 
 
 def _unpacked(result):
     """_read_and_organize's tuple with its roll as (frames, keys) bool again."""
-    song_id, packed, program, form, problem = result
+    song_id, packed, *rest = result
     roll = None if packed is None else np.unpackbits(packed[0], axis=1, count=packed[1][1]).astype(bool).reshape(packed[1])
-    return song_id, roll, program, form, problem
+    return song_id, roll, *rest
 
 
 def organized_recordings(source, ids, programs, settings):
-    """Yield organize_recording's tuple for each id, in order: an npz archive one member at a time (its
-    members can be hundreds of MB), a CSV release or MIDI folder on `workers` processes."""
-    if source.kind == "npz":
-        for song_id, notes, problem in sources.read_songs(source, ids, settings["max_member_mb"]):
-            yield organize_recording(song_id, notes, problem, programs, settings)
-        return
+    """Yield organize_recording's tuple for each id, in order, read on `workers` processes (each process reads
+    one npz member at a time, its audio passed over unread)."""
     count = min(settings["workers"] or os.cpu_count() or 1, max(1, len(ids) // 8))
     if count <= 1:
-        yield from (organize_recording(song_id, *sources.read_song(source, song_id), programs, settings) for song_id in ids)
+        yield from (organize_recording(song_id, *sources.read_song(source, song_id, settings["max_member_mb"]), programs,
+                                       settings) for song_id in ids)
         return
     import multiprocessing
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     with context.Pool(count, initializer=_start_reader, initargs=(source, programs, settings)) as pool:
-        results = pool.imap(_read_and_organize, ids, chunksize=max(1, min(64, len(ids) // (count * 16))))
+        chunk = 1 if source.kind == "npz" else max(1, min(64, len(ids) // (count * 16)))  # members are big: one at a time
+        results = pool.imap(_read_and_organize, ids, chunksize=chunk)
         yield from map(_unpacked, results)
 
 
@@ -359,10 +361,11 @@ def preprocess(source, settings):
     from tqdm import tqdm
     ids, programs = note_filters(source, settings)
     songs = {"ids": [], "rolls": [], "programs": [], "skipped": []}
-    forms = {}
+    forms, labels = {}, 0
     results = organized_recordings(source, ids, programs, settings)
-    for song_id, roll, program, form, problem in tqdm(results, total=len(ids), desc="preprocessing", unit="song"):
+    for song_id, roll, program, form, problem, count in tqdm(results, total=len(ids), desc="preprocessing", unit="song"):
         forms[form] = forms.get(form, 0) + 1
+        labels += count
         if problem is not None:
             tqdm.write(f"warning: skipped recording '{song_id}': {problem}")
             songs["skipped"].append((song_id, problem))
@@ -371,7 +374,8 @@ def preprocess(source, settings):
         songs["rolls"].append(roll)
         songs["programs"].append(program)
     forms.pop(None, None)
-    print("label timing: " + ", ".join(f"{count} recordings with {form}" for form, count in sorted(forms.items())))
+    print(f"read {labels} labels; label timing: "
+          + ", ".join(f"{count} recordings with {form}" for form, count in sorted(forms.items())))
     return songs
 
 
@@ -610,6 +614,10 @@ def run(settings):
     write_json(settings_path, {**settings, "resolved_data_path": os.path.abspath(data), "data_fingerprint": fingerprint})
     print(f"settings saved: {settings_path}")
     parts, split, program = load_songs(source, settings)
+    if settings["epochs"] == 0:
+        print(f"epochs=0: preprocessing only, nothing trained. Rolls of {parts['train'][0].shape[1]} keys: "
+              + ", ".join(f"{len(parts[part])} {part} recordings ({sum(map(len, parts[part]))} frames)" for part in parts))
+        return {}
 
     import keras
     keras.utils.set_random_seed(settings["seed"])

@@ -1,10 +1,16 @@
 """Loads one pickled MusicNet archive member as plain data, building nothing a MusicNet archive does not need.
 
-    audio, labels = load_entry(stream)   # labels: list of Interval(begin, end, data) tuples
+    audio, labels = load_entry(stream, max_bytes)   # labels: list of Interval(begin, end, data) tuples
+    _, labels = load_entry(stream, max_bytes, skip_from=1 << 16)   # the audio's bytes passed over unread
 
 Security-critical and meant to be read in one sitting. The rules:
 - Python's pure unpickler runs it, with the opcodes that build objects from
   classes (INST, OBJ, NEWOBJ), persistent ids and extension codes removed.
+  For speed its loop runs the dozen opcodes labels are made of inline, each
+  as Python's handler does, over a window of bytes read from the stream.
+- Byte strings of `skip_from` bytes or more (the audio) may be passed over
+  unread: they become `SkippedBytes`, which only array data accepts, and the
+  array a `SkippedArray` (shape and dtype). Every size is checked first.
 - `find_class` never hands out a real class or function. Every global a
   MusicNet pickle may name (numpy's array and dtype reconstruction, numpy
   scalars, intervaltree's `IntervalTree` and `Interval`, `set`, `bytes`,
@@ -21,6 +27,8 @@ Security-critical and meant to be read in one sitting. The rules:
   have, an (audio, labels) pair, to a fixed depth, and turns every record
   into a real numpy array. Error messages name types, never repr() data.
 """
+import io
+import itertools
 import math
 import pickle
 import struct
@@ -42,10 +50,11 @@ class UnsafePickle(pickle.UnpicklingError):
 
 
 class Interval(NamedTuple):
-    """One label as plain data: begin and end in samples, data the label's field tuple."""
+    """One label as plain data: begin and end in samples, data the label's field tuple. The stand-in for
+    intervaltree's Interval: a tuple class that holds what it is given and nothing else."""
     begin: Any
     end: Any
-    data: Any
+    data: Any = None
 
 
 def _text(value, what):
@@ -90,13 +99,30 @@ def _checked_shape(shape):
     return shape, math.prod(shape)
 
 
+class SkippedBytes:
+    """Stand-in for a byte string the unpickler skipped unread (audio): only its length, usable only as array data."""
+
+    def __init__(self, size):
+        self.size = size
+
+
+class SkippedArray(NamedTuple):
+    """A numeric array whose data the unpickler skipped unread (audio): its shape and dtype only."""
+    shape: tuple
+    dtype: np.dtype
+
+
 def _numeric_array(data, dtype, shape, order):
-    """Bytes of exactly prod(shape) elements → a read-only array viewing them (never larger than the data)."""
+    """Bytes of exactly prod(shape) elements → a read-only array viewing them (never larger than the data);
+    SkippedBytes of that length → SkippedArray."""
     shape, count = _checked_shape(shape)
     if not isinstance(dtype, PendingDtype) or dtype.kind != "numeric":
         raise UnsafePickle("numeric array data needs a numeric dtype")
-    if not isinstance(data, (bytes, bytearray)) or len(data) != count * dtype.dtype.itemsize:
+    size = data.size if type(data) is SkippedBytes else len(data) if isinstance(data, (bytes, bytearray)) else None
+    if size != count * dtype.dtype.itemsize:
         raise UnsafePickle("array data is not exactly as long as its shape and dtype say")
+    if type(data) is SkippedBytes:
+        return SkippedArray(shape, dtype.dtype)
     return np.frombuffer(data, dtype.dtype).reshape(shape, order=order)
 
 
@@ -151,6 +177,8 @@ def _scalar(dtype, data=None):
     if not isinstance(dtype, PendingDtype) or dtype.kind != "numeric":
         raise UnsafePickle("numpy scalars must have a numeric dtype")
     data = data.encode("latin1") if isinstance(data, str) else data
+    if not isinstance(data, (bytes, bytearray)):
+        raise UnsafePickle("numpy scalars must be built from bytes")
     return _numeric_array(data, dtype, (), "C").item()
 
 
@@ -175,10 +203,6 @@ def _set(items=()):
     return list(items)
 
 
-def _interval(begin, end, data=None):
-    return Interval(begin, end, data)
-
-
 def _interval_tree(intervals=()):
     """intervaltree.IntervalTree(list of intervals) → list of Interval."""
     if type(intervals) not in (list, tuple) or not all(type(item) is Interval for item in intervals):
@@ -188,7 +212,7 @@ def _interval_tree(intervals=()):
 
 def _reconstructor(cls, base, state):
     """copyreg._reconstructor: only Interval from a full (begin, end, data) tuple."""
-    if cls is not _interval or base is not tuple or type(state) is not tuple or len(state) != 3:
+    if cls is not Interval or base is not tuple or type(state) is not tuple or len(state) != 3:
         raise UnsafePickle("copyreg._reconstructor may only rebuild an Interval from (begin, end, data)")
     return Interval(*state)
 
@@ -200,7 +224,7 @@ _STAND_INS = {
     ("numpy._core.multiarray", "scalar"): _scalar,
     ("numpy._core.numeric", "_frombuffer"): _frombuffer,
     ("intervaltree.intervaltree", "IntervalTree"): _interval_tree,
-    ("intervaltree.interval", "Interval"): _interval,
+    ("intervaltree.interval", "Interval"): Interval,
     ("copyreg", "_reconstructor"): _reconstructor,
     ("_codecs", "encode"): _encode,
     ("builtins", "bytes"): _bytes,
@@ -215,18 +239,112 @@ _TOP_LEVEL_NAMES = {("intervaltree.intervaltree", "Interval"): ("intervaltree.in
 
 _REFUSED_OPCODES = {pickle.INST, pickle.OBJ, pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.PERSID, pickle.BINPERSID,
                     pickle.EXT1, pickle.EXT2, pickle.EXT4, pickle.NEXT_BUFFER, pickle.READONLY_BUFFER}
+_WINDOW = 1 << 16  # bytes read from the file at a time
+_INLINE_BYTES = 9  # the most bytes an opcode run inline in SafeUnpickler.load takes (BINFLOAT)
+_INT32, _UINT32, _FLOAT64 = (struct.Struct(fmt).unpack_from for fmt in ("<i", "<I", ">d"))
+(_MEMOIZE, _BINPUT, _LONG_BINPUT, _BINGET, _LONG_BINGET, _MARK, _TUPLE, _TUPLE3, _REDUCE, _BININT1, _BININT2, _BININT,
+ _BINFLOAT) = (code[0] for code in (pickle.MEMOIZE, pickle.BINPUT, pickle.LONG_BINPUT, pickle.BINGET, pickle.LONG_BINGET,
+                                    pickle.MARK, pickle.TUPLE, pickle.TUPLE3, pickle.REDUCE, pickle.BININT1,
+                                    pickle.BININT2, pickle.BININT, pickle.BINFLOAT))
 
 
 class SafeUnpickler(pickle._Unpickler):
     """Python's own unpickler (its memo is a dict: a forged memo index cannot allocate gigabytes, as it can
     in the C one) with only the opcodes plain data needs, BUILD limited to our records, and the stand-ins
-    above as its only globals. `max_bytes`: no single object may claim more bytes than this."""
+    above as its only globals. `max_bytes`: no single object may claim more bytes than this.
+    `skip_from`: byte strings this long or longer are skipped unread and become SkippedBytes (None: read all).
+
+    It reads the file through a window of bytes of its own; `load` runs the dozen opcodes labels are made
+    of inline, exactly as Python's handlers do, and hands every other opcode to Python's handler."""
 
     dispatch = {key: load for key, load in pickle._Unpickler.dispatch.items() if bytes([key]) not in _REFUSED_OPCODES}
 
-    def __init__(self, file, max_bytes):
-        super().__init__(file, encoding="bytes")
-        self.max_bytes = max_bytes
+    def __init__(self, file, max_bytes, skip_from=None):
+        super().__init__(io.BytesIO(), encoding="bytes")  # Python's own file hooks stay unused: the window replaces them
+        self.max_bytes, self.skip_from = max_bytes, skip_from
+        self.file_read, self.window, self.pos = file.read, b"", 0
+
+    # ---- reading: the window over the file, and skipping
+
+    def _fill(self, size):
+        """Make the window hold `size` bytes from pos on, or all that is left of the file."""
+        if len(self.window) - self.pos >= size:
+            return
+        parts, have = [self.window[self.pos:]], len(self.window) - self.pos
+        while have < size:
+            part = self.file_read(max(_WINDOW, size - have))
+            if not part:
+                break
+            parts.append(part)
+            have += len(part)
+        self.window, self.pos = b"".join(parts), 0
+
+    def read(self, size):
+        self._fill(size)
+        data = self.window[self.pos:self.pos + size]
+        self.pos += len(data)
+        return data
+
+    def readline(self):
+        wanted = _WINDOW
+        while (end := self.window.find(b"\n", self.pos)) < 0:
+            have = len(self.window) - self.pos
+            self._fill(have + wanted)
+            wanted *= 2  # a long line costs linear time, not quadratic
+            if len(self.window) - self.pos == have:  # the file ends without a newline
+                end = len(self.window) - 1
+                break
+        line = self.window[self.pos:end + 1]
+        self.pos = end + 1
+        return line
+
+    def _checked_size(self, size):
+        if size > self.max_bytes:
+            raise UnsafePickle(f"an object claims {size} bytes, more than the member holds")
+        return size
+
+    def _payload(self, size):
+        """The next `size` bytes of a byte string: read, or passed over unread (SkippedBytes) from skip_from up."""
+        self._checked_size(size)
+        if self.skip_from is None or size < self.skip_from:
+            data = self.read(size)
+            if len(data) != size:
+                raise UnsafePickle("a byte string is cut short")
+            return data
+        left = size - (len(self.window) - self.pos)
+        self.pos = min(self.pos + size, len(self.window))
+        while left > 0:  # the rest from the file, in pieces, none kept
+            part = len(self.file_read(min(left, 1 << 20)))
+            if not part:
+                raise UnsafePickle("a byte string is cut short")
+            left -= part
+        return SkippedBytes(size)
+
+    # ---- the opcodes that differ from Python's
+
+    def load_binbytes(self):
+        self.append(self._payload(_UINT32(self.read(4))[0]))
+    dispatch[pickle.BINBYTES[0]] = load_binbytes
+
+    def load_binbytes8(self):
+        self.append(self._payload(struct.unpack("<Q", self.read(8))[0]))
+    dispatch[pickle.BINBYTES8[0]] = load_binbytes8
+
+    def load_binstring(self):  # Python 2's str: bytes, under encoding='bytes'
+        size = _INT32(self.read(4))[0]
+        if size < 0:
+            raise UnsafePickle("a byte string has a negative length")
+        self.append(self._payload(size))
+    dispatch[pickle.BINSTRING[0]] = load_binstring
+
+    def load_bytearray8(self):  # Python's version zero-fills the claimed size before reading: check it first
+        data = self._payload(struct.unpack("<Q", self.read(8))[0])
+        self.append(data if type(data) is SkippedBytes else bytearray(data))
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
+    def load_frame(self):  # a frame is only a hint for buffering: its bytes are read as they come
+        self._checked_size(struct.unpack("<Q", self.read(8))[0])
+    dispatch[pickle.FRAME[0]] = load_frame
 
     def find_class(self, module, name):
         module = _RENAMED_MODULES.get(module, module)
@@ -242,21 +360,70 @@ class SafeUnpickler(pickle._Unpickler):
         self.stack[-1].__setstate__(state)
     dispatch[pickle.BUILD[0]] = load_build
 
-    def _checked_size(self, size):
-        if size > self.max_bytes:
-            raise UnsafePickle(f"an object claims {size} bytes, more than the member holds")
-        return size
-
-    def load_bytearray8(self):  # Python's version zero-fills the claimed size before reading: check it first
-        buffer = bytearray(self._checked_size(struct.unpack("<Q", self.read(8))[0]))
-        if self.readinto(buffer) != len(buffer):
-            raise UnsafePickle("a bytearray is cut short")
-        self.append(buffer)
-    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
-
-    def load_frame(self):
-        self._unframer.load_frame(self._checked_size(struct.unpack("<Q", self.read(8))[0]))
-    dispatch[pickle.FRAME[0]] = load_frame
+    def load(self):
+        """The unpickled object. Python's own loop, with the opcodes labels are made of run inline over the window
+        (each line does what Python's handler for it does); any other opcode goes to its handler in `dispatch`."""
+        self.stack, self.metastack, self.proto = [], [], 0
+        memo, metastack, dispatch = self.memo, self.metastack, self.dispatch
+        try:
+            while True:
+                window, pos, stack = self.window, self.pos, self.stack
+                last = len(window) - _INLINE_BYTES  # inline opcodes never read past the window
+                while pos <= last:
+                    op = window[pos]
+                    if op == _MEMOIZE:
+                        memo[len(memo)] = stack[-1]
+                        pos += 1
+                    elif op == _BININT1:
+                        stack.append(window[pos + 1])
+                        pos += 2
+                    elif op == _BINGET:
+                        stack.append(memo[window[pos + 1]])
+                        pos += 2
+                    elif op == _BININT:
+                        stack.append(_INT32(window, pos + 1)[0])
+                        pos += 5
+                    elif op == _MARK:
+                        metastack.append(stack)
+                        stack = []
+                        pos += 1
+                    elif op == _TUPLE:
+                        items, stack = stack, metastack.pop()
+                        stack.append(tuple(items))
+                        pos += 1
+                    elif op == _TUPLE3:
+                        stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
+                        pos += 1
+                    elif op == _REDUCE:
+                        args = stack.pop()
+                        stack[-1] = stack[-1](*args)
+                        pos += 1
+                    elif op == _BINFLOAT:
+                        stack.append(_FLOAT64(window, pos + 1)[0])
+                        pos += 9
+                    elif op == _BINPUT:
+                        memo[window[pos + 1]] = stack[-1]
+                        pos += 2
+                    elif op == _LONG_BINPUT:
+                        memo[_UINT32(window, pos + 1)[0]] = stack[-1]
+                        pos += 5
+                    elif op == _LONG_BINGET:
+                        stack.append(memo[_UINT32(window, pos + 1)[0]])
+                        pos += 5
+                    elif op == _BININT2:
+                        stack.append(window[pos + 1] | window[pos + 2] << 8)
+                        pos += 3
+                    else:
+                        break
+                self.pos, self.stack, self.append = pos, stack, stack.append
+                key = self.read(1)
+                if not key:
+                    raise EOFError
+                if key[0] not in dispatch:
+                    raise UnsafePickle(f"uses pickle opcode {key!r} that plain data never needs")
+                dispatch[key[0]](self)
+        except pickle._Stop as stop:
+            return stop.value
 
 
 def _array(record, what):
@@ -269,14 +436,8 @@ def _array(record, what):
 _FIELD_TYPES = (int, float, str, bytes, type(None))  # what a label field may be; its value is checked by the reader
 
 
-def check_entry(entry):
-    """The unpickled member → (audio array, list of Interval whose fields are plain scalars); else UnsafePickle."""
-    pair = _array(entry, "the member")
-    if pair.dtype != object or pair.shape != (2,):
-        raise UnsafePickle("the member is not an (audio, labels) pair")
-    audio, labels = _array(pair[0], "audio"), pair[1]
-    if type(labels) is not list:
-        raise UnsafePickle(f"labels are {type(labels).__name__}, not an IntervalTree")
+def _first_bad_label(labels):
+    """Raise UnsafePickle naming the first label that is not an Interval of plain numbers and names."""
     for number, interval in enumerate(labels):
         if type(interval) is not Interval:
             raise UnsafePickle(f"label {number} is {type(interval).__name__}, not an Interval")
@@ -284,19 +445,35 @@ def check_entry(entry):
             raise UnsafePickle(f"label {number} has a begin or end that is not a number")
         if type(interval.data) not in (tuple, list) or not all(type(field) in _FIELD_TYPES for field in interval.data):
             raise UnsafePickle(f"label {number} data is not a tuple of numbers and names")
+
+
+def check_entry(entry):
+    """The unpickled member → (audio array or SkippedArray, list of Interval whose fields are plain scalars);
+    else UnsafePickle."""
+    pair = _array(entry, "the member")
+    if type(pair) is not np.ndarray or pair.dtype != object or pair.shape != (2,):
+        raise UnsafePickle("the member is not an (audio, labels) pair")
+    audio, labels = _array(pair[0], "audio"), pair[1]
+    if type(labels) is not list:
+        raise UnsafePickle(f"labels are {type(labels).__name__}, not an IntervalTree")
+    if set(map(type, labels)) - {Interval}:  # the checks of _first_bad_label, a column at a time
+        _first_bad_label(labels)
+    begins, ends, data = zip(*labels) if labels else ((), (), ())
+    if (set(map(type, begins)) | set(map(type, ends))) - {int, float} or set(map(type, data)) - {tuple, list} \
+            or set(map(type, itertools.chain.from_iterable(data))) - set(_FIELD_TYPES):
+        _first_bad_label(labels)
     return audio, labels
 
 
-def load_entry(stream, max_bytes):
-    """A binary stream positioned at a pickle of at most max_bytes → (audio array, list of Interval); else UnsafePickle."""
+def load_entry(stream, max_bytes, skip_from=None):
+    """A binary stream positioned at a pickle of at most max_bytes → (audio array, list of Interval); else UnsafePickle.
+    Byte strings of skip_from bytes or more (the audio) are skipped unread: the audio is then a SkippedArray."""
     try:
-        entry = SafeUnpickler(stream, max_bytes).load()
+        entry = SafeUnpickler(stream, max_bytes, skip_from).load()
     except UnsafePickle:
         raise
     except RecursionError:
         raise UnsafePickle("the pickle nests too deeply") from None
-    except KeyError as err:  # the opcode table has no entry: an opcode removed above, or no opcode at all
-        raise UnsafePickle(f"uses pickle opcode {err} that plain data never needs") from None
     except Exception as err:  # truncated data, bad opcodes, wrong argument counts to a stand-in
         raise UnsafePickle(f"not a readable pickle ({type(err).__name__}: {str(err)[:120]})") from None
     return check_entry(entry)

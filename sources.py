@@ -10,7 +10,7 @@ damaged zip, raises DataError naming the file and member; a recording whose
 labels hold unusable values raises BadRecording, which the caller skips.
 """
 import csv
-import io
+import itertools
 import os
 import zipfile
 from collections import Counter
@@ -153,8 +153,11 @@ def read_metadata(path):
     return {row["id"].strip(): {key: (value or "").strip() for key, value in row.items() if key} for row in rows if row.get("id")}
 
 
-def read_song(source, song_id):
-    """One recording of a CSV or MIDI source → (notes, None), or (None, reason) when it cannot be used."""
+def read_song(source, song_id, max_member_mb=MAX_MEMBER_MB):
+    """One recording of any source → (notes, None), or (None, reason) when it cannot be used: a broken CSV or
+    MIDI file is a reason, a hostile or damaged npz member raises DataError (the archive cannot be trusted)."""
+    if source.kind == "npz":
+        return read_member(source.path, song_id, max_member_mb)
     try:
         if source.kind == "csv":
             return read_csv_labels(source.recordings[song_id]), None
@@ -183,33 +186,20 @@ def _resident_mb():
         return None
 
 
-class _MemberStream(io.RawIOBase):
-    """A zip member as a raw stream: readinto fills the caller's buffer in chunks (no whole-member copies)
-    and stops the load once the process has grown by more than budget_mb since the member was opened,
-    so a small pickle that builds millions of objects cannot exhaust memory."""
-
-    CHUNK = 1 << 20
+class _MemberStream:
+    """A zip member read in pieces (the unpickler keeps its own window over them) that stops the load once the
+    process has grown by more than budget_mb since the member was opened, so a small pickle that builds
+    millions of objects cannot exhaust memory."""
 
     def __init__(self, member, budget_mb):
         self.member, self.budget_mb = member, budget_mb
         start = _resident_mb()
         self.ceiling = None if start is None else start + budget_mb
 
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        view = memoryview(buffer).cast("B")
-        filled = 0
-        while filled < len(view):
-            if self.ceiling is not None and _resident_mb() > self.ceiling:
-                raise UnsafePickle(f"unpacking it took more than {self.budget_mb:.0f} MB of memory")
-            data = self.member.read(min(self.CHUNK, len(view) - filled))
-            if not data:
-                break
-            view[filled:filled + len(data)] = data
-            filled += len(data)
-        return filled
+    def read(self, size):
+        if self.ceiling is not None and _resident_mb() > self.ceiling:
+            raise UnsafePickle(f"unpacking it took more than {self.budget_mb:.0f} MB of memory")
+        return self.member.read(size)
 
 
 def _open_zip(path):
@@ -248,13 +238,17 @@ def _member_info(archive, path, song_id, max_member_mb):
     return info
 
 
-def load_member(archive, path, song_id, max_member_mb=MAX_MEMBER_MB):
-    """One '<id>.npy' member → (audio array, list of safe_pickle.Interval), never running code from it."""
+SKIP_FROM = 1 << 16  # byte strings this long or longer (audio) are passed over unread when the audio is not kept
+
+
+def load_member(archive, path, song_id, max_member_mb=MAX_MEMBER_MB, keep_audio=True):
+    """One '<id>.npy' member → (audio array, list of safe_pickle.Interval), never running code from it.
+    keep_audio=False passes the audio's bytes over unread (still checked against the zip's CRC): the audio
+    is then a safe_pickle.SkippedArray, its shape and dtype."""
     info = _member_info(archive, path, song_id, max_member_mb)
     try:
         with archive.open(info) as member:
-            budget_mb = info.file_size / 1e6 + LABEL_HEADROOM_MB
-            stream = io.BufferedReader(_MemberStream(member, budget_mb), buffer_size=1 << 16)
+            stream = _MemberStream(member, info.file_size / 1e6 + LABEL_HEADROOM_MB)
             version = np.lib.format.read_magic(stream)
             if version not in ((1, 0), (2, 0)):
                 raise UnsafePickle(f"unsupported .npy format version {version}")
@@ -262,8 +256,8 @@ def load_member(archive, path, song_id, max_member_mb=MAX_MEMBER_MB):
             shape, _, dtype = read_header[version](stream, max_header_size=10000)
             if not (dtype.hasobject and dtype.names is None and shape == (2,)):
                 raise UnsafePickle("the member is not an (audio, labels) pair")
-            audio, labels = load_entry(stream, info.file_size)
-            while stream.read(1 << 20):  # to the end: zipfile checks the CRC only there
+            audio, labels = load_entry(stream, info.file_size, None if keep_audio else SKIP_FROM)
+            while member.read(1 << 20):  # to the end: zipfile checks the CRC only there
                 pass
     except UnsafePickle as err:
         raise DataError(f"{path}: member '{song_id}' cannot be read safely: {err}") from None
@@ -272,17 +266,25 @@ def load_member(archive, path, song_id, max_member_mb=MAX_MEMBER_MB):
     return audio, labels
 
 
+def read_member(path, song_id, max_member_mb=MAX_MEMBER_MB):
+    """One recording of a MusicNet npz → (notes, None), or (None, reason) when its labels cannot be used; the
+    archive opened for it alone (so each reader process has its own). A hostile or damaged member raises DataError."""
+    with _open_zip(path) as archive:
+        return _checked_notes(load_member(archive, path, song_id, max_member_mb, keep_audio=False)[1])
+
+
 def read_archive(path, ids=None, max_member_mb=MAX_MEMBER_MB):
     """Yield (id, notes, problem) for each recording of a MusicNet npz, one at a time.
 
     notes is a checked NOTE_DTYPE array, or None with problem saying why the
     recording's labels cannot be used (the caller skips it). A damaged or
-    hostile member raises DataError: the archive cannot be trusted.
+    hostile member raises DataError: the archive cannot be trusted. The
+    audio is passed over unread.
     """
     with _open_zip(path) as archive:
         for song_id in ids if ids is not None else archive_ids(path):
-            notes, problem = _checked_notes(load_member(archive, path, song_id, max_member_mb)[1])
-            yield song_id, notes, problem  # the member's audio and label objects are already freed
+            notes, problem = _checked_notes(load_member(archive, path, song_id, max_member_mb, keep_audio=False)[1])
+            yield song_id, notes, problem  # the member's label objects are already freed
 
 
 def _checked_notes(labels):
@@ -319,13 +321,42 @@ def _number(value, what, integer=False):
     return value
 
 
-# (field, where it is in a label (begin, end, (instrument, note, measure, beat, note_value)), its name, integer?)
-_LABEL_FIELDS = [("start", lambda label: label[0], "a start time", False),
-                 ("end", lambda label: label[1], "an end time", False),
-                 ("instrument", lambda label: label[2][0], "an instrument", True),
-                 ("note", lambda label: label[2][1], "a note", True),
-                 ("measure", lambda label: label[2][2], "a measure", False),
-                 ("beat", lambda label: label[2][3], "a beat", False)]
+# the numeric label fields in order: (field, its name, integer?)
+_LABEL_FIELDS = [("start", "a start time", False), ("end", "an end time", False), ("instrument", "an instrument", True),
+                 ("note", "a note", True), ("measure", "a measure", False), ("beat", "a beat", False)]
+
+
+def _label_columns(labels):
+    """Labels → their seven columns (begin, end, instrument, note, measure, beat, note_value) as tuples;
+    BadRecording naming the first label that is not (start, end, (five fields))."""
+    if all(map(isinstance, labels, itertools.repeat(tuple))) and set(map(len, labels)) <= {3}:
+        begins, ends, data = zip(*labels) if labels else ((), (), ())
+        if all(map(isinstance, data, itertools.repeat((tuple, list)))) and set(map(len, data)) <= {5}:
+            return (begins, ends, *zip(*data)) if labels else ((),) * 7
+    for number, label in enumerate(labels):
+        if not (isinstance(label, tuple) and len(label) == 3 and isinstance(label[2], (tuple, list)) and len(label[2]) == 5):
+            raise BadRecording(f"label {number} is not (start, end, (instrument, note, measure, beat, note_value))")
+
+
+def _numbers(values, what, integer):
+    """A column of label fields → float array; BadRecording naming the first that _number refuses."""
+    if not set(map(type, values)) - {int, float}:  # plain numbers, the usual case: numpy converts them at once
+        try:
+            array = np.array(values, dtype=float)
+        except OverflowError:  # an int too large for a float: _number below says so
+            array = None
+        if array is not None and not (integer and np.any(np.isfinite(array) & (array != np.round(array)))):
+            return array
+    return np.fromiter((_number(value, what, integer) for value in values), float, count=len(values))
+
+
+def _quarters(names):
+    """A column of note-value names → quarter notes each (NaN if unknown), each distinct name looked up once."""
+    try:
+        lookup = {name: quarters_from_name(name) for name in set(names)}
+    except TypeError:  # an unhashable field
+        return np.fromiter(map(quarters_from_name, names), float, count=len(names))
+    return np.fromiter(map(lookup.__getitem__, names), float, count=len(names))
 
 
 def labels_hold_start_beats(third, fourth):
@@ -348,20 +379,18 @@ def notes_from_labels(labels):
 
     Labels built from the CSV release, (instrument, note, start_beat, end_beat,
     note_value), are recognised (labels_hold_start_beats) and read as such.
-    Filled column by column, so memory stays near the array's own size.
+    Read column by column, each converted by numpy in one go.
     Raises BadRecording (with the reason) when a label's values cannot be used.
     """
     labels = labels if isinstance(labels, list) else list(labels)
-    for number, label in enumerate(labels):
-        if not (isinstance(label, tuple) and len(label) == 3 and isinstance(label[2], (tuple, list)) and len(label[2]) == 5):
-            raise BadRecording(f"label {number} is not (start, end, (instrument, note, measure, beat, note_value))")
+    columns = _label_columns(labels)
     notes = np.zeros(len(labels), dtype=NOTE_DTYPE)
-    for field, pick, what, integer in _LABEL_FIELDS:
-        values = np.fromiter((_number(pick(label), what, integer) for label in labels), float, count=len(labels))
+    for (field, what, integer), column in zip(_LABEL_FIELDS, columns):
+        values = _numbers(column, what, integer)
         if NOTE_DTYPE[field].kind == "i":
             values = np.where(np.abs(values) < 2 ** 15, values, -1)  # out of range: check_notes says so
         notes[field] = values
-    notes["quarters"] = np.fromiter((quarters_from_name(label[2][4]) for label in labels), float, count=len(labels))
+    notes["quarters"] = _quarters(columns[6])
     notes["start_beat"] = notes["beats"] = np.nan
     if labels_hold_start_beats(notes["measure"], notes["beat"]):
         notes["start_beat"], notes["beats"] = notes["measure"], notes["beat"]
