@@ -23,6 +23,7 @@ import rolls
 import sources
 from training import (Interrupted, Terminated, TrainingError, build_model, load_resume_model, mean_frame_nll,
                       remove_resume_checkpoint, resume_state, signal_handler, stop_at_once, train)
+from distribute import describe_weights, start_distribution, wait_for_all
 from files import DataError, check_readable_file, make_dir, write_json
 from midi_io import roll_to_midi
 from rolls import BadRecording
@@ -62,6 +63,11 @@ patience = 20                    # epochs without validation improvement before 
 transpose_range = 2              # random transposition of training windows, ± semitones (0 = off)
 seed = 1234                      # same seed, same run (within the time budget); 0 to 2**32 - 1
 resume = False                   # True: continue the interrupted run in output_dir from its last checkpoint
+# several devices and hosts (JAX backend: KERAS_BACKEND=jax)
+distribute = "none"              # "none": one device; "data_parallel": each batch split over every device of every process
+coordinator_address = ""         # several processes: host:port of process 0, the same on every host; "" = from the environment or one process
+num_processes = 0                # processes in the run, one per host; 0 = from the environment (or a SLURM / MPI cluster), else 1
+process_id = -1                  # this process's index, 0 to num_processes - 1 (0 validates and writes the files); -1 = from the environment
 # generation
 primer_frames = 32               # frames of a held-out song's opening (or of primer_path) that prime the model
 primer_path = ""                 # a MIDI file whose opening primes generation instead of held-out songs; "" = none
@@ -74,7 +80,8 @@ soundfont = ""                   # General MIDI .sf2 for the WAVs; "" = TimGM6mb
 
 SETTING_NAMES = [name for name, value in globals().items()
                  if not name.startswith("_") and isinstance(value, (bool, int, float, str))]
-CHOICES = {"save_mode": ("auto", True, False), "time_base": ("beats", "seconds"), "head": ("nade", "sigmoid")}
+CHOICES = {"save_mode": ("auto", True, False), "time_base": ("beats", "seconds"), "head": ("nade", "sigmoid"),
+           "distribute": ("none", "data_parallel")}
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA_PATH = "data/musicnet.npz"
 SAMPLE_PATH = os.path.join(PROJECT_DIR, "data", "sample.npz")
@@ -384,24 +391,28 @@ def cache_key(source, settings):
     return {**sources.source_fingerprint(source), **{name: settings[name] for name in ("composers", "ensembles", "programs")}}
 
 
-def load_or_preprocess(source, settings):
-    """Rolls for a source: 'auto' uses a matching cache or builds one; True rebuilds; False only loads."""
+def load_or_preprocess(source, settings, save=True):
+    """Rolls for a source: 'auto' uses a matching cache or builds one; True rebuilds; False only loads.
+    save=False: a cache built is kept in memory only (processes other than 0 write no files)."""
     path = rolls.cache_path(cache_key(source, settings), settings["cache_dir"], settings)
     if settings["save_mode"] is False or (settings["save_mode"] == "auto" and os.path.exists(path)):
         if not os.path.exists(path):
             raise DataError(f"no roll cache matches these settings ({path}); run with --save_mode=True or auto")
         print(f"using roll cache {path}")
         return rolls.load_rolls(path, num_keys=settings["highest_note"] - settings["lowest_note"] + 1)
-    make_dir(settings["cache_dir"], "cache folder")  # before the work, not after it
+    if save:
+        make_dir(settings["cache_dir"], "cache folder")  # before the work, not after it
     songs = preprocess(source, settings)
-    rolls.save_rolls(path, songs)
-    print(f"built roll cache {path}")
+    if save:
+        rolls.save_rolls(path, songs)
+        print(f"built roll cache {path}")
     return songs
 
 
-def load_songs(source, settings):
-    """Source → ({'train', 'valid', 'test'}: lists of rolls with two sounding frames or more, split ids, training program)."""
-    songs = load_or_preprocess(source, settings)
+def load_songs(source, settings, save=True):
+    """Source → ({'train', 'valid', 'test'}: lists of rolls with two sounding frames or more, split ids, training program);
+    save: whether a roll cache built may be written."""
+    songs = load_or_preprocess(source, settings, save)
     total = len(songs["ids"]) + len(songs["skipped"])
     if songs["skipped"]:
         print(f"skipped {len(songs['skipped'])} of {total} recordings that cannot be used (see the warnings): "
@@ -604,16 +615,19 @@ def run(settings):
         read_split(settings["split_path"])  # a bad split file is refused before the preprocessing
     if settings["primer_path"]:
         read_primer(settings)  # and a bad primer before the training
+    writes = start_distribution(settings) == 0  # process 0 (or the only one) validates, evaluates, generates, writes
     out = settings["output_dir"]
-    make_dir(out, "output folder")
+    if writes:
+        make_dir(out, "output folder")
     source = sources.open_source(data)
     print(f"data: {sources.describe(source)}")
     fingerprint = cache_key(source, settings)
     resumed = resume_state(settings, fingerprint)
     settings_path = os.path.join(out, "settings.json")
-    write_json(settings_path, {**settings, "resolved_data_path": os.path.abspath(data), "data_fingerprint": fingerprint})
-    print(f"settings saved: {settings_path}")
-    parts, split, program = load_songs(source, settings)
+    if writes:
+        write_json(settings_path, {**settings, "resolved_data_path": os.path.abspath(data), "data_fingerprint": fingerprint})
+        print(f"settings saved: {settings_path}")
+    parts, split, program = load_songs(source, settings, save=writes)
     if settings["epochs"] == 0:
         print(f"epochs=0: preprocessing only, nothing trained. Rolls of {parts['train'][0].shape[1]} keys: "
               + ", ".join(f"{len(parts[part])} {part} recordings ({sum(map(len, parts[part]))} frames)" for part in parts))
@@ -629,6 +643,12 @@ def run(settings):
         songs = [roll for part in parts.values() for roll in part]
         model = build_model(settings, num_keys=songs[0].shape[1], max_notes=max(rolls.most_keys_on(songs), 1))
     history, minutes = train(model, parts["train"], parts["valid"], settings, resumed)
+    if settings["distribute"] != "none":
+        print(describe_weights(model))
+    if not writes:
+        print("training done; waiting while process 0 evaluates, generates and writes the files")
+        wait_for_all()
+        return {"epochs": len(history["loss"]), "train_minutes": minutes, "history": history}
     remove_resume_checkpoint(out)  # training is over: best.keras holds what is worth keeping
     metrics = {**evaluate(model, parts), "epochs": len(history["loss"]), "train_minutes": minutes,
                "test_songs": split["test"], "history": history}
@@ -643,6 +663,7 @@ def run(settings):
         metrics["statistics"] = {key: table[key] for key in ("pieces", "held_out", "reference", "flags")}
         write_json(metrics_path, metrics)
         listen_and_look(pieces, table, metrics, settings)
+    wait_for_all()  # the other processes of a distributed run end with this one
     return metrics
 
 

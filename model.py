@@ -171,8 +171,10 @@ def compile_for_backend(model, function):
         def pure(weights, *arrays):
             with keras.StatelessScope(state_mapping=list(zip(model.variables, weights))):
                 return function(*arrays)
+        def own(value):  # a weight replicated over devices or hosts (keras.distribution): this process's copy
+            return value.addressable_data(0) if len(value.sharding.device_set) > 1 else value
         jitted = jax.jit(pure)
-        return lambda *arrays: jitted([variable.value for variable in model.variables], *arrays)
+        return lambda *arrays: jitted([own(variable.value) for variable in model.variables], *arrays)
     if backend == "torch":
         import torch
 

@@ -20,11 +20,13 @@ import zipfile
 
 import numpy as np
 
+import distribute
 from files import DataError, atomic_path, check_readable_file, read_json, write_json
 
 
-def make_window_dataset(train_rolls, settings):
-    """A Keras PyDataset of random training windows; built here so keras loads only when training."""
+def make_window_dataset(train_rolls, settings, rows=slice(None)):
+    """A Keras PyDataset of random training windows; built here so keras loads only when training.
+    rows: the part of each batch of batch_size windows to yield (each of several processes feeds its own)."""
     import keras
 
     class WindowDataset(keras.utils.PyDataset):
@@ -66,7 +68,7 @@ def make_window_dataset(train_rolls, settings):
                 piece = self.rolls[song][start:start + self.width]
                 windows[row, :len(piece)] = transpose(piece, rng, settings["transpose_range"])
                 weights[row, :len(piece) - 1] = 1.0
-            return windows, windows[:, 1:], weights
+            return windows[rows], windows[rows, 1:], weights[rows]
 
     return WindowDataset()
 
@@ -147,7 +149,7 @@ def file_sha256(path):
 def save_resume_checkpoint(model, progress, output_dir):
     """Write output_dir/resume.keras (weights and optimizer state), then resume.json (progress and the .keras hash)."""
     path = os.path.join(output_dir, "resume.keras")
-    with atomic_path(path) as temp:
+    with atomic_path(path) as temp, distribute.alone():
         model.save(temp)
     write_json(os.path.join(output_dir, "resume.json"), {**progress, "checkpoint_sha256": file_sha256(path)})
 
@@ -157,6 +159,33 @@ def remove_resume_checkpoint(output_dir):
     for name in ("resume.json", "resume.keras"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(output_dir, name))
+
+
+def progress_logger(epochs, live):
+    """A Keras callback that prints 'Epoch N/epochs' as each epoch begins and, as it ends, the steps actually run
+    (fewer than the epoch holds when training stops inside it), their time and the logs; live: a running count."""
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+            self.steps, self.started = 0, time.monotonic()
+            self.stepped = self.shown = self.started
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps, self.stepped = batch + 1, time.monotonic()
+            if live and self.stepped - self.shown > 0.25:
+                print(f"\r{self.steps}/{self.params['steps']} steps, loss {float(logs['loss']):.4f}", end="", flush=True)
+                self.shown = self.stepped
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = self.stepped - self.started
+            figures = ", ".join(f"{name} {float(value):.4g}" for name, value in logs.items())
+            print(f"{chr(13) if live else ''}epoch {epoch + 1}: {self.steps}/{self.params['steps']} steps, "
+                  f"{seconds:.1f} s, {1000 * seconds / max(self.steps, 1):.0f} ms/step, {figures}; "
+                  f"validation {time.monotonic() - self.stepped:.1f} s", flush=True)
+
+    return Progress()
 
 
 def train(model, train_rolls, valid_rolls, settings, resumed=None):
@@ -176,7 +205,8 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
     import keras
     resumed = resumed or {"epoch": 0, "minutes": 0.0, "history": {}, "callbacks": {}}
     checkpoint = os.path.join(settings["output_dir"], "best.keras")
-    windows = make_window_dataset(train_rolls, settings)
+    windows = make_window_dataset(train_rolls, settings, distribute.local_rows(settings["batch_size"]))
+    writes = distribute.process_count_and_index()[1] == 0  # process 0 validates and writes; the others follow it
     caught = {"signal": None, "saving": False}
     started = time.monotonic()
 
@@ -197,7 +227,7 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
             self.scorer = SongScorer(self.model)  # compiled once, reused every epoch
 
         def on_epoch_end(self, epoch, logs=None):
-            logs["val_frame_nll"] = mean_frame_nll(self.scorer, valid_rolls)
+            logs["val_frame_nll"] = distribute.from_process_0(lambda: mean_frame_nll(self.scorer, valid_rolls))
 
     class Stop(keras.callbacks.Callback):
         """Ends training after a batch that brought a signal, a non-finite loss or the end of the time budget."""
@@ -208,9 +238,12 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
         def on_train_batch_end(self, batch, logs=None):
             loss = float(logs["loss"])
             if self.reason is None:
-                self.reason = ("signal" if caught["signal"] else "loss" if not math.isfinite(loss)
-                               else "time" if minutes() > settings["max_minutes"] else None)
+                self.reason = distribute.agree("signal" if caught["signal"] else "loss" if not math.isfinite(loss)
+                                               else "time" if minutes() > settings["max_minutes"] else None,
+                                               (None, "time", "loss", "signal"))  # every process stops together
                 self.loss = loss
+                if self.reason == "signal" and not caught["signal"]:  # another process was signalled
+                    caught["signal"] = signal.SIGTERM
             if self.reason is not None:
                 self.model.stop_training = True
 
@@ -250,8 +283,9 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
             value = logs["val_frame_nll"]
             if math.isfinite(value) and (self.best is None or value < self.best):
                 self.best, self.best_epoch = value, epoch
-                with atomic_path(checkpoint) as temp:
-                    self.model.save(temp)
+                if writes:
+                    with atomic_path(checkpoint) as temp, distribute.alone():
+                        self.model.save(temp)
 
     monitor = {"monitor": "val_frame_nll", "mode": "min"}
     stop, best = Stop(), BestCheckpoint()
@@ -261,37 +295,41 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
                  ValidationNLL(), stop, *resumables]
     with signal_handler(note_signal):
         fitted = model.fit(windows, epochs=settings["epochs"], initial_epoch=resumed["epoch"], shuffle=False,
-                           callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2).history
+                           callbacks=callbacks + [progress_logger(settings["epochs"], sys.stdout.isatty())],
+                           verbose=0).history
         history = {key: resumed["history"].get(key, []) + [float(value) for value in fitted.get(key, [])]
                    for key in {**resumed["history"], **fitted}}
         epoch = len(history.get("loss", []))
         if stop.reason == "signal":
             caught["saving"] = True
             learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-            save_resume_checkpoint(model, {"epoch": epoch, "minutes": minutes(), "learning_rate": learning_rate,
-                                           "history": history,
-                                           "callbacks": {type(cb).__name__: cb.state() for cb in resumables}},
-                                   settings["output_dir"])
+            progress = {"epoch": epoch, "minutes": minutes(), "learning_rate": learning_rate, "history": history,
+                        "callbacks": {type(cb).__name__: cb.state() for cb in resumables}}
+            if writes:
+                save_resume_checkpoint(model, progress, settings["output_dir"])
     if stop.reason == "signal":
         name = signal.Signals(caught["signal"]).name
-        raise Interrupted(f"{name}: training stopped in epoch {epoch}; the resume checkpoint is saved "
-                          f"({os.path.join(settings['output_dir'], 'resume.keras')} and resume.json)", caught["signal"])
+        saved = f"({os.path.join(settings['output_dir'], 'resume.keras')} and resume.json)" if writes else "by process 0"
+        raise Interrupted(f"{name}: training stopped in epoch {epoch}; the resume checkpoint is saved {saved}",
+                          caught["signal"])
     if best.best_epoch is None:
         diverged = f" before the training loss became {stop.loss} in epoch {epoch}" if stop.reason == "loss" else ""
         raise TrainingError(f"no epoch gave a finite validation NLL{diverged}, so no weights are worth keeping; "
                             "try a lower --learning_rate")
-    model.load_weights(checkpoint)
+    distribute.load_weights(model, checkpoint)
     if stop.reason == "loss":
         print(f"training stopped in epoch {epoch}: the training loss became {stop.loss}; going on with the best "
               f"weights (epoch {best.best_epoch + 1}, validation NLL {best.best:.3f})")
     if caught["signal"]:  # it came after training had ended for another reason: stop like Ctrl-C elsewhere
         stop_at_once(caught["signal"], None)
-    print(f"best model: {checkpoint} (epoch {best.best_epoch + 1})")
+    if writes:
+        print(f"best model: {checkpoint} (epoch {best.best_epoch + 1})")
     return history, minutes()
 
 
 # settings that --resume=True may change; any other must be as the interrupted run had it
 RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "workers", "resume", "epochs",
+                     "distribute", "coordinator_address", "num_processes", "process_id",
                      "max_minutes", "patience", "primer_frames", "primer_path", "include_primer", "generate_frames",
                      "temperature", "num_outputs", "bpm", "soundfont")
 RESUME_FIELDS = {"epoch": int, "minutes": (int, float), "learning_rate": (int, float), "history": dict,
