@@ -106,10 +106,11 @@ def roll_from_spans(start_frames, end_frames, keys, num_keys, num_frames=0, max_
     first = np.where(short, np.minimum(nearest, length - 1), first)
     stop = np.where(short, first + 1, stop)
     first, stop = np.maximum(first, 0), np.clip(stop, 0, length)  # a span wholly before frame 0 becomes empty
-    edges = np.zeros((length + 1, num_keys), np.int32)
-    np.add.at(edges, (first, keys), 1)
-    np.add.at(edges, (stop, keys), -1)
-    np.cumsum(edges, axis=0, out=edges)
+    edges = np.zeros((length + 1) * num_keys, np.int32)  # +1 where a note starts, -1 where it stops, then summed
+    for frames, step in ((first, 1), (stop, -1)):
+        cells, counts = np.unique(frames * num_keys + keys, return_counts=True)
+        edges[cells] += step * counts.astype(np.int32)
+    edges = np.cumsum(edges.reshape(length + 1, num_keys), axis=0, out=edges.reshape(length + 1, num_keys))
     return edges[:-1] > 0
 
 

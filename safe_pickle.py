@@ -241,6 +241,7 @@ _REFUSED_OPCODES = {pickle.INST, pickle.OBJ, pickle.NEWOBJ, pickle.NEWOBJ_EX, pi
                     pickle.EXT1, pickle.EXT2, pickle.EXT4, pickle.NEXT_BUFFER, pickle.READONLY_BUFFER}
 _WINDOW = 1 << 16  # bytes read from the file at a time
 _INLINE_BYTES = 9  # the most bytes an opcode run inline in SafeUnpickler.load takes (BINFLOAT)
+_TUPLE_NEW = tuple.__new__
 _INT32, _UINT32, _FLOAT64 = (struct.Struct(fmt).unpack_from for fmt in ("<i", "<I", ">d"))
 (_MEMOIZE, _BINPUT, _LONG_BINPUT, _BINGET, _LONG_BINGET, _MARK, _TUPLE, _TUPLE3, _REDUCE, _BININT1, _BININT2, _BININT,
  _BINFLOAT) = (code[0] for code in (pickle.MEMOIZE, pickle.BINPUT, pickle.LONG_BINPUT, pickle.BINGET, pickle.LONG_BINGET,
@@ -392,11 +393,15 @@ class SafeUnpickler(pickle._Unpickler):
                         stack.append(tuple(items))
                         pos += 1
                     elif op == _TUPLE3:
-                        stack[-3:] = [(stack[-3], stack[-2], stack[-1])]
+                        third, second = stack.pop(), stack.pop()
+                        stack[-1] = (stack[-1], second, third)
                         pos += 1
                     elif op == _REDUCE:
                         args = stack.pop()
-                        stack[-1] = stack[-1](*args)
+                        if stack[-1] is Interval and type(args) is tuple and len(args) == 3:
+                            stack[-1] = _TUPLE_NEW(Interval, args)  # what Interval(*args) does, without Python frames
+                        else:
+                            stack[-1] = stack[-1](*args)
                         pos += 1
                     elif op == _BINFLOAT:
                         stack.append(_FLOAT64(window, pos + 1)[0])

@@ -192,14 +192,18 @@ class _MemberStream:
     millions of objects cannot exhaust memory."""
 
     def __init__(self, member, budget_mb):
-        self.member, self.budget_mb = member, budget_mb
+        self.member, self.budget_mb, self.failure = member, budget_mb, None
         start = _resident_mb()
         self.ceiling = None if start is None else start + budget_mb
 
     def read(self, size):
         if self.ceiling is not None and _resident_mb() > self.ceiling:
             raise UnsafePickle(f"unpacking it took more than {self.budget_mb:.0f} MB of memory")
-        return self.member.read(size)
+        try:
+            return self.member.read(size)
+        except Exception as err:  # kept, so that a damaged zip is reported as such, not as a bad pickle
+            self.failure = err
+            raise
 
 
 def _open_zip(path):
@@ -256,14 +260,24 @@ def load_member(archive, path, song_id, max_member_mb=MAX_MEMBER_MB, keep_audio=
             shape, _, dtype = read_header[version](stream, max_header_size=10000)
             if not (dtype.hasobject and dtype.names is None and shape == (2,)):
                 raise UnsafePickle("the member is not an (audio, labels) pair")
-            audio, labels = load_entry(stream, info.file_size, None if keep_audio else SKIP_FROM)
+            try:
+                audio, labels = load_entry(stream, info.file_size, None if keep_audio else SKIP_FROM)
+            except UnsafePickle:
+                if stream.failure is not None:  # the zip failed under the unpickler (a bad CRC, say)
+                    raise _damaged(path, song_id, stream.failure) from None
+                raise
             while member.read(1 << 20):  # to the end: zipfile checks the CRC only there
                 pass
     except UnsafePickle as err:
         raise DataError(f"{path}: member '{song_id}' cannot be read safely: {err}") from None
     except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, MemoryError) as err:
-        raise DataError(f"{path}: member '{song_id}' is damaged ({type(err).__name__}: {str(err)[:120]})") from None
+        raise _damaged(path, song_id, err) from None
     return audio, labels
+
+
+def _damaged(path, song_id, err):
+    """The DataError for a member whose zip data cannot be read."""
+    return DataError(f"{path}: member '{song_id}' is damaged ({type(err).__name__}: {str(err)[:120]})")
 
 
 def read_member(path, song_id, max_member_mb=MAX_MEMBER_MB):
