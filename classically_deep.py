@@ -60,6 +60,7 @@ epochs = 500                     # most passes over the training frames (max_min
 max_minutes = 4.0                # wall-clock training budget, minutes
 learning_rate = 1e-2             # Adam step size at the start, halved on validation plateaus
 patience = 20                    # epochs without validation improvement before stopping (the learning rate halves after half as many)
+ema = 0.0                        # average of the weights validated and kept (Adam's EMA momentum, e.g. 0.99); 0 = off
 transpose_range = 2              # random transposition of training windows, ± semitones (0 = off)
 seed = 1234                      # same seed, same run (within the time budget); 0 to 2**32 - 1
 resume = False                   # True: continue the interrupted run in output_dir from its last checkpoint
@@ -142,8 +143,9 @@ def check_settings(settings):
             raise SettingsError(f"{name} must not be empty")
     if not 0 <= settings["lowest_note"] < settings["highest_note"] <= 127:
         raise SettingsError("need 0 <= lowest_note < highest_note <= 127")
-    if not 0 <= settings["dropout"] < 1:
-        raise SettingsError("dropout must be in [0, 1)")
+    for name in ("dropout", "ema"):
+        if not 0 <= settings[name] < 1:
+            raise SettingsError(f"{name} must be in [0, 1)")
     for name in ("steps_per_beat", "steps_per_second", "hidden_size", "num_layers", "head_size", "seq_len",
                  "batch_size", "max_minutes", "learning_rate", "temperature", "primer_frames",
                  "max_member_mb", "max_frames"):

@@ -92,7 +92,8 @@ def build_model(settings, num_keys, max_notes=None):
     model = MusicLSTM(num_keys=num_keys, units=settings["hidden_size"], layers=settings["num_layers"],
                       dropout=settings["dropout"], head=settings["head"], head_units=settings["head_size"],
                       max_notes=max_notes)
-    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"], clipnorm=1.0), loss=frame_nll)
+    ema = {"use_ema": True, "ema_momentum": settings["ema"]} if settings.get("ema") else {}
+    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"], clipnorm=1.0, **ema), loss=frame_nll)
     return model
 
 
@@ -291,8 +292,10 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
     stop, best = Stop(), BestCheckpoint()
     resumables = [Plateau(factor=0.5, patience=max(1, settings["patience"] // 2), **monitor),
                   Patience(patience=settings["patience"], **monitor), best]
+    # with ema, the averaged weights are swapped in at each epoch's end, so validation and best.keras use them
+    averaged = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if model.optimizer.use_ema else []
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: setattr(windows, "epoch", epoch)),
-                 ValidationNLL(), stop, *resumables]
+                 *averaged, ValidationNLL(), stop, *resumables]
     with signal_handler(note_signal):
         fitted = model.fit(windows, epochs=settings["epochs"], initial_epoch=resumed["epoch"], shuffle=False,
                            callbacks=callbacks + [progress_logger(settings["epochs"], sys.stdout.isatty())],
@@ -302,6 +305,8 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
         epoch = len(history.get("loss", []))
         if stop.reason == "signal":
             caught["saving"] = True
+            for swap in averaged:
+                swap.on_epoch_begin(epoch)  # the training weights back in the model, the average in the optimizer
             learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
             progress = {"epoch": epoch, "minutes": minutes(), "learning_rate": learning_rate, "history": history,
                         "callbacks": {type(cb).__name__: cb.state() for cb in resumables}}
