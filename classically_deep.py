@@ -49,10 +49,10 @@ steps_per_beat = 4               # frames per quarter note when time_base = "bea
 steps_per_second = 8.0           # frames per second of audio time when time_base = "seconds"
 # model
 head = "nade"                    # "nade": keys of a frame drawn in turn; "sigmoid": independent keys
-hidden_size = 128                # LSTM units per layer
+hidden_size = 256                # LSTM units per layer
 num_layers = 1                   # stacked LSTM layers
-head_size = 64                   # NADE hidden units (head = "nade")
-dropout = 0.0                    # dropout on LSTM outputs during training, 0 to <1
+head_size = 128                  # NADE hidden units (head = "nade")
+dropout = 0.3                    # dropout on LSTM outputs during training, 0 to <1
 # training
 seq_len = 64                     # frames per training window
 batch_size = 16                  # windows per batch (small batches: more updates per CPU minute)
@@ -60,8 +60,8 @@ epochs = 500                     # most passes over the training frames (max_min
 max_minutes = 4.0                # wall-clock training budget, minutes
 learning_rate = 1e-2             # Adam step size at the start, halved on validation plateaus
 patience = 20                    # epochs without validation improvement before stopping (the learning rate halves after half as many)
-ema = 0.0                        # average of the weights validated and kept (Adam's EMA momentum, e.g. 0.99); 0 = off
-transpose_range = 2              # random transposition of training windows, ± semitones (0 = off)
+ema = 0.99                       # average of the weights validated and kept (Adam's EMA momentum; pays off after some hundred steps); 0 = off
+transpose_range = 6              # random transposition of training windows, ± semitones (0 = off)
 seed = 1234                      # same seed, same run (within the time budget); 0 to 2**32 - 1
 resume = False                   # True: continue the interrupted run in output_dir from its last checkpoint
 # several devices and hosts (JAX backend: KERAS_BACKEND=jax)
@@ -74,7 +74,8 @@ primer_frames = 32               # frames of a held-out song's opening (or of pr
 primer_path = ""                 # a MIDI file whose opening primes generation instead of held-out songs; "" = none
 include_primer = True            # True: generated MIDI holds the primer, a marker, then the continuation
 generate_frames = 256            # frames to compose after the primer
-temperature = 1.0                # sampling temperature: < 1 safer, > 1 wilder
+temperature = 1.0                # sampling temperature: < 1 safer (and sparser), > 1 wilder
+note_floor = 0.02                # keys less likely than this (given the frame so far) are never drawn: no stray notes
 num_outputs = 3                  # MIDI files to write
 bpm = 100.0                      # tempo of generated MIDI when time_base = "beats", quarter notes per minute
 soundfont = ""                   # General MIDI .sf2 for the WAVs; "" = TimGM6mb.sf2, installed with pretty_midi
@@ -143,7 +144,7 @@ def check_settings(settings):
             raise SettingsError(f"{name} must not be empty")
     if not 0 <= settings["lowest_note"] < settings["highest_note"] <= 127:
         raise SettingsError("need 0 <= lowest_note < highest_note <= 127")
-    for name in ("dropout", "ema"):
+    for name in ("dropout", "ema", "note_floor"):
         if not 0 <= settings[name] < 1:
             raise SettingsError(f"{name} must be in [0, 1)")
     for name in ("steps_per_beat", "steps_per_second", "hidden_size", "num_layers", "head_size", "seq_len",
@@ -452,11 +453,11 @@ def evaluate(model, parts):
 
 # ------------------------------------------------------------------ generation and MIDI
 
-def generate_song(model, primers, num_frames, temperature=1.0, seed=0):
+def generate_song(model, primers, num_frames, temperature=1.0, seed=0, floor=0.0):
     """Prime with (songs, frames, keys) bool rolls, then sample num_frames more → (songs, num_frames, keys) bool."""
     from tqdm import tqdm
     from model import Sampler
-    frames = Sampler(model, temperature, seed).frames(primers, num_frames)
+    frames = Sampler(model, temperature, seed, floor).frames(primers, num_frames)
     return np.stack(list(tqdm(frames, total=num_frames, desc="composing", unit="frame")), axis=1)
 
 
@@ -502,7 +503,8 @@ def compose(model, test_rolls, program, settings):
     if not primers:
         raise DataError(f"no held-out song has primer_frames={settings['primer_frames']} frames")
     primers = np.stack([primers[n % len(primers)] for n in range(settings["num_outputs"])])
-    generated = generate_song(model, primers, settings["generate_frames"], settings["temperature"], settings["seed"])
+    generated = generate_song(model, primers, settings["generate_frames"], settings["temperature"], settings["seed"],
+                              settings["note_floor"])
     primer_frames = primers.shape[1] if settings["include_primer"] else 0
     songs = np.concatenate([primers, generated], axis=1) if primer_frames else generated
     paths = generate_MIDI(songs, settings, program, primer_frames=primer_frames or None)
@@ -710,9 +712,10 @@ def main(argv=None):
         where = f": {err.filename}" if err.filename else ""
         return fail(f"error: {err.strerror or err}{where}", 1)
     except Exception as err:
-        if type(err).__name__ != "ResourceExhaustedError":  # TensorFlow's out-of-memory
+        # out of memory on a device: TensorFlow's, PyTorch's, or JAX's RESOURCE_EXHAUSTED runtime error
+        if type(err).__name__ not in ("ResourceExhaustedError", "OutOfMemoryError") and "RESOURCE_EXHAUSTED" not in str(err):
             raise
-        return fail("error: out of memory in TensorFlow; try a smaller batch_size, seq_len, hidden_size or head_size", 1)
+        return fail("error: out of memory; try a smaller batch_size, seq_len, hidden_size or head_size", 1)
     return 0
 
 

@@ -26,6 +26,17 @@ def frame_nll(targets, logits):
     return ops.sum(ops.binary_crossentropy(targets, logits, from_logits=True), axis=-1)
 
 
+def draw_keys(logits, uniform, temperature, floor):
+    """Draw keys on with probability sigmoid(logits / temperature), except those under floor, never drawn → float 0/1.
+
+    The floor cuts the long tail of unlikely keys (with 88 keys a frame, the
+    rare stray note adds up to chromatic noise) without thinning the likely
+    ones, as a temperature below 1 does.
+    """
+    chance = ops.sigmoid(logits / temperature)
+    return ops.cast(ops.logical_and(ops.less(uniform, chance), ops.greater_equal(chance, floor)), logits.dtype)
+
+
 @serializable
 class SigmoidHead(keras.layers.Layer):
     """Independent Bernoulli per key: logits = Dense(context)."""
@@ -39,9 +50,9 @@ class SigmoidHead(keras.layers.Layer):
         """(batch, frames, width) context, (batch, frames, keys) targets → (batch, frames, keys) logits."""
         return self.logits(context)
 
-    def sample(self, context, uniform, temperature):
-        """(batch, width) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame."""
-        return ops.cast(uniform < ops.sigmoid(self.logits(context) / temperature), context.dtype)
+    def sample(self, context, uniform, temperature, floor=0.0):
+        """(batch, width) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame (see draw_keys)."""
+        return draw_keys(self.logits(context), uniform, temperature, floor)
 
     def get_config(self):
         return {**super().get_config(), "num_keys": self.num_keys}
@@ -86,13 +97,13 @@ class NadeHead(keras.layers.Layer):
         in_segment = ops.cast(below[..., None, :] == segments, context.dtype)
         return self.key_bias(context) + ops.sum(per_segment * in_segment, axis=-2)
 
-    def sample(self, context, uniform, temperature):
+    def sample(self, context, uniform, temperature, floor=0.0):
         """(batch, width) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame, lowest key first."""
         key_bias, activation = self.key_bias(context), self.hidden_bias(context)
         keys = []
         for key in range(self.num_keys):
             logit = key_bias[:, key] + ops.sum(ops.sigmoid(activation) * self.w_out[key], axis=-1)
-            drawn = ops.cast(uniform[:, key] < ops.sigmoid(logit / temperature), context.dtype)
+            drawn = draw_keys(logit, uniform[:, key], temperature, floor)
             activation = activation + drawn[:, None] * self.w_in[key]
             keys.append(drawn)
         return ops.stack(keys, axis=-1)
@@ -180,7 +191,7 @@ def compile_for_backend(model, function):
 
         def without_gradients(*arrays):
             with torch.no_grad():
-                return function(*arrays)
+                return function(*keras.tree.map_structure(ops.convert_to_tensor, arrays))
         return without_gradients
     raise ValueError(f"unsupported Keras backend {backend!r}: use tensorflow, jax or torch")
 
@@ -242,8 +253,8 @@ class Sampler:
     same seed gives the same music on any backend up to float rounding.
     """
 
-    def __init__(self, model, temperature=1.0, seed=0):
-        self.model, self.temperature, self.seed = model, temperature, seed
+    def __init__(self, model, temperature=1.0, seed=0, floor=0.0):
+        self.model, self.temperature, self.seed, self.floor = model, temperature, seed, floor
         self.prime_step = compile_for_backend(model, self._prime)
         self.draw_step = compile_for_backend(model, self._draw)
 
@@ -252,7 +263,7 @@ class Sampler:
         return context[:, -1], states
 
     def _draw(self, context, states, uniform):
-        frame = self.model.head.sample(context, uniform, self.temperature)
+        frame = self.model.head.sample(context, uniform, self.temperature, self.floor)
         context, states = self.model.step(frame, states)
         return frame, context, states
 

@@ -336,7 +336,7 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
 RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "workers", "resume", "epochs",
                      "distribute", "coordinator_address", "num_processes", "process_id",
                      "max_minutes", "patience", "primer_frames", "primer_path", "include_primer", "generate_frames",
-                     "temperature", "num_outputs", "bpm", "soundfont")
+                     "temperature", "note_floor", "num_outputs", "bpm", "soundfont")
 RESUME_FIELDS = {"epoch": int, "minutes": (int, float), "learning_rate": (int, float), "history": dict,
                  "callbacks": dict, "checkpoint_sha256": str}
 

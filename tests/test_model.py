@@ -28,7 +28,7 @@ def test_head_probabilities_of_all_frames_sum_to_one(head):
     every_frame = np.array(list(itertools.product([0, 1], repeat=KEYS)), np.float32)  # (16, KEYS)
     rolls = np.concatenate([np.repeat(history, len(every_frame), axis=0), every_frame[:, None]], axis=1)
     nll = frame_nll(rolls[:, 1:], model(rolls))[:, -1]
-    assert np.exp(-np.asarray(nll)).sum() == pytest.approx(1.0, abs=1e-5)
+    assert np.exp(-keras.ops.convert_to_numpy(nll)).sum() == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.mark.parametrize("head", ["sigmoid", "nade"])
@@ -40,8 +40,8 @@ def test_sampled_keys_follow_the_scored_conditionals(head):
     rng = np.random.default_rng(1)
     for _ in range(5):
         uniform = rng.random((1, KEYS)).astype(np.float32)
-        frame = np.asarray(model.head.sample(context, uniform, 1.0))
-        logits = np.asarray(model.head(context[:, None], frame[:, None]))[:, 0]
+        frame = keras.ops.convert_to_numpy(model.head.sample(context, uniform, 1.0))
+        logits = keras.ops.convert_to_numpy(model.head(context[:, None], frame[:, None]))[:, 0]
         np.testing.assert_array_equal(frame > 0.5, uniform < 1 / (1 + np.exp(-logits)))
 
 
@@ -52,14 +52,14 @@ def test_stepping_one_frame_at_a_time_matches_running_the_whole_sequence():
     states = model.zero_states(1)
     for t in range(frames.shape[1]):
         context, states = model.step(frames[:, t], states)
-    np.testing.assert_allclose(np.asarray(context), np.asarray(whole[:, -1]), atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(context), keras.ops.convert_to_numpy(whole[:, -1]), atol=1e-5)
 
 
 def test_batched_chunked_song_scoring_equals_scoring_each_song_whole():
     model = small_model("nade")
     songs = [random_roll(23, seed=1), random_roll(9, seed=2), random_roll(1, seed=3), random_roll(17, seed=4)]
     total, count = SongScorer(model, songs_per_batch=3, chunk_frames=5).total_nll(songs)
-    expected = sum(float(np.sum(frame_nll(roll[None, 1:].astype(np.float32), model(roll[None].astype(np.float32)))))
+    expected = sum(float(keras.ops.sum(frame_nll(roll[None, 1:].astype(np.float32), model(roll[None].astype(np.float32)))))
                    for roll in songs if len(roll) > 1)
     assert count == 22 + 8 + 0 + 16
     assert total == pytest.approx(expected, rel=1e-5)
@@ -81,4 +81,28 @@ def test_model_survives_a_save_and_load(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     rolls = random_roll(9)[None].astype(np.float32)
-    np.testing.assert_allclose(np.asarray(loaded(rolls)), np.asarray(model(rolls)), atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(rolls)), keras.ops.convert_to_numpy(model(rolls)), atol=1e-6)
+
+
+def test_nade_scoring_per_segment_equals_scoring_every_key_when_frames_hold_at_most_max_notes():
+    everything = small_model("nade")
+    few = MusicLSTM(num_keys=KEYS, units=8, layers=2, head="nade", head_units=6, max_notes=2)
+    few(np.zeros((1, 3, KEYS), np.float32))
+    few.set_weights(everything.get_weights())
+    rolls = np.array(list(itertools.product([0, 1], repeat=KEYS)), np.float32)  # every frame of 4 keys
+    rolls = rolls[rolls.sum(axis=1) <= 2]
+    windows = np.stack([np.roll(rolls, shift, axis=0)[:6] for shift in range(len(rolls))])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(few(windows)),
+                               keras.ops.convert_to_numpy(everything(windows)), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="more than the 2 keys"):
+        SongScorer(few).total_nll([np.ones((4, KEYS), bool)])
+
+
+def test_note_floor_never_draws_keys_under_it_and_zero_floor_is_plain_bernoulli():
+    from model import draw_keys
+    logits = np.log(np.array([[0.01, 0.04, 0.2, 0.9]], np.float32) / (1 - np.array([[0.01, 0.04, 0.2, 0.9]], np.float32)))
+    always = np.zeros((1, KEYS), np.float32)  # a draw of 0 turns on every key with any chance at all
+    assert keras.ops.convert_to_numpy(draw_keys(logits, always, 1.0, 0.05)).tolist() == [[0, 0, 1, 1]]
+    assert keras.ops.convert_to_numpy(draw_keys(logits, always, 1.0, 0.0)).tolist() == [[1, 1, 1, 1]]
+    halfway = np.full((1, KEYS), 0.5, np.float32)
+    assert keras.ops.convert_to_numpy(draw_keys(logits, halfway, 1.0, 0.0)).tolist() == [[0, 0, 0, 1]]
