@@ -231,7 +231,7 @@ def test_numbers_that_are_not_finite_are_refused(arg, tmp_path, capsys):
     ("--bpm=100000", "bpm must be between 4 and 1000"),
     ("--max_member_mb=0", "max_member_mb must be positive"),
     ("--max_frames=0", "max_frames must be positive"),
-    ("--epochs=0", "epochs must be positive"),
+    ("--epochs=-1", "epochs must not be negative"),  # 0 preprocesses only
     ("--hidden_size=10000000", "hidden_size must be at most 4096"),
     ("--output_dir=", "output_dir must not be empty"),
 ])

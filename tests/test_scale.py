@@ -53,11 +53,6 @@ def test_epochs_zero_writes_the_cache_and_no_model(tmp_path):
     assert "labels" in done.stdout and "28 train recordings" in done.stdout
 
 
-def test_negative_epochs_are_refused():
-    with pytest.raises(cd.SettingsError, match="epochs must not be negative"):
-        cd.resolve_settings(["--epochs=-1"], cd.default_settings())
-
-
 def test_reader_processes_give_the_rolls_of_one_process_for_an_npz_archive(tmp_path):
     members = {f"{2000 + number}": musicnet_entry(tree(number), AUDIO) for number in range(20)}
     members["2100"] = musicnet_entry(labels((200, 0.0, 1.0)))  # no MIDI note: skipped
