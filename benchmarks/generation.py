@@ -1,7 +1,8 @@
 """Which head and temperature compose music most like the real thing: statistics' overlap with held-out songs.
 
-    python benchmarks/generation.py                          # both heads, temperatures 0.7 to 1.2, the sample
-    python benchmarks/generation.py --heads=nade --pieces=12 --temperatures=0.8,0.9,1.0
+    python benchmarks/generation.py                          # both heads, temperatures 0.8 to 1.1, note floors 0 to 0.05
+    python benchmarks/generation.py --heads=nade --pieces=24 --temperatures=1.0 --floors=0,0.02
+    python benchmarks/generation.py --heads=nade --model=output/best.keras   # a trained model instead of training
 
 Trains each head once through the normal command line (default settings, no
 generation), then composes `pieces` pieces per temperature from the openings
@@ -11,6 +12,9 @@ the held-out songs' values: 1 = the same distribution, 0 = disjoint. The
 baseline row, measured in the same run, is the training songs against the
 held-out songs: how alike two sets of real music are. `copy` is the longest
 stretch of a generated piece found in a training song, in bars (the mean).
+`in range`: the pieces whose pitch-class entropy, scale consistency and
+polyphony all lie inside the range of every real song of the data (training
+and held out), issue 8's test of whether the output resembles the music.
 """
 import json
 import os
@@ -32,6 +36,8 @@ SHORT = {"pitch_class_entropy": "pc entropy", "scale_consistency": "scale", "pol
          "mean_note_seconds": "note len", "onsets_per_beat": "onsets", "onsets_per_second": "onsets",
          "groove_consistency": "groove"}  # the statistics shown, in this order, where the time base has them
 SHOWN = []
+JUDGED = ("pitch_class_entropy", "scale_consistency", "polyphony")  # the `in range` column's statistics
+OPTIONS = ("heads", "pieces", "temperatures", "floors", "model")
 
 
 def train(head, extra):
@@ -49,18 +55,25 @@ def overlaps(values, reference):
     return {name: musicstats.overlapping_area([v[name] for v in values], [r[name] for r in reference]) for name in SHOWN}
 
 
-def row(label, areas, copy=""):
+def row(label, areas, copy="", in_range=""):
     cells = " | ".join(f"{areas[name]:.2f}" for name in SHOWN)
-    return f"| {label} | {cells} | {np.mean([areas[name] for name in SHOWN]):.2f} | {copy} |"
+    return f"| {label} | {cells} | {np.mean([areas[name] for name in SHOWN]):.2f} | {copy} | {in_range} |"
+
+
+def count_in_range(stats, real):
+    """How many statistics dicts have every JUDGED statistic inside the range of the real ones."""
+    bounds = {name: (min(r[name] for r in real), max(r[name] for r in real)) for name in JUDGED}
+    return sum(all(bounds[name][0] <= s[name] <= bounds[name][1] for name in JUDGED) for s in stats)
 
 
 def main(argv):
     options = dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg
-                   and arg[2:].split("=", 1)[0] in ("heads", "pieces", "temperatures"))
-    extra = [arg for arg in argv if arg[2:].split("=", 1)[0] not in ("heads", "pieces", "temperatures")]
+                   and arg[2:].split("=", 1)[0] in OPTIONS)
+    extra = [arg for arg in argv if arg[2:].split("=", 1)[0] not in OPTIONS]
     heads = options.get("heads", "nade,sigmoid").split(",")
     count = int(options.get("pieces", 12))
-    temperatures = [float(t) for t in options.get("temperatures", "0.7,0.8,0.9,1.0,1.1,1.2").split(",")]
+    temperatures = [float(t) for t in options.get("temperatures", "0.8,0.9,1.0,1.1").split(",")]
+    floors = [float(f) for f in options.get("floors", "0,0.01,0.02,0.03,0.05").split(",")]
     import keras
     import model  # noqa: F401  registers the custom layers of best.keras
     settings = cd.resolve_settings(extra, cd.default_settings())
@@ -73,22 +86,29 @@ def main(argv):
     openings = [roll[:settings["primer_frames"]] for roll in parts["valid"] + parts["test"]
                 if len(roll) >= settings["primer_frames"]]
     primers = np.stack([openings[n % len(openings)] for n in range(count)])
-    lines = [row("training songs (real music, the baseline)", overlaps(training, held_out))]
+    real = training + held_out
+    lines = [row("training songs (real music, the baseline)", overlaps(training, held_out), "",
+                 f"{count_in_range(real, real)}/{len(real)}")]
     results = {}
     for head in heads:
-        trained = keras.saving.load_model(os.path.join(train(head, extra), "best.keras"))
+        trained = keras.saving.load_model(options.get("model") or os.path.join(train(head, extra), "best.keras"))
         for temperature in temperatures:
-            pieces = cd.generate_song(trained, primers, settings["generate_frames"], temperature, settings["seed"])
-            stats = [cd.piece_statistics(piece, parts["train"], settings) for piece in pieces]
-            areas = overlaps(stats, held_out)
-            copy = np.mean([s["longest_copy_bars"] for s in stats])
-            results[f"{head} T={temperature:g}"] = {"overlap": areas, "mean_copy_bars": copy}
-            lines.append(row(f"head={head}, temperature={temperature:g}", areas, f"{copy:.2f}"))
-            print(lines[-1], file=sys.stderr, flush=True)
+            for floor in floors:
+                pieces = cd.generate_song(trained, primers, settings["generate_frames"], temperature,
+                                          settings["seed"], floor)
+                stats = [cd.piece_statistics(piece, parts["train"], settings) for piece in pieces]
+                areas = overlaps(stats, held_out)
+                copy = np.mean([s["longest_copy_bars"] for s in stats])
+                in_range = count_in_range(stats, real)
+                results[f"{head} T={temperature:g} floor={floor:g}"] = {"overlap": areas, "mean_copy_bars": copy,
+                                                                       "in_range": in_range}
+                lines.append(row(f"head={head}, temperature={temperature:g}, note_floor={floor:g}", areas,
+                                 f"{copy:.2f}", f"{in_range}/{count}"))
+                print(lines[-1], file=sys.stderr, flush=True)
     print(f"\n{count} pieces of {settings['generate_frames']} frames per row against {len(held_out)} held-out songs; "
           "overlapping area of each statistic's distribution (1 = same as the held-out songs)\n")
-    print("| pieces | " + " | ".join(SHORT[name] for name in SHOWN) + " | mean | copy (bars) |")
-    print("|---" * (len(SHOWN) + 3) + "|")
+    print("| pieces | " + " | ".join(SHORT[name] for name in SHOWN) + " | mean | copy (bars) | in range |")
+    print("|---" * (len(SHOWN) + 4) + "|")
     print("\n".join(lines))
     with open(os.path.join(HERE, "output", "generation.json"), "w") as file:
         json.dump(results, file, indent=1)
