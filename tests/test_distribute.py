@@ -60,7 +60,7 @@ def test_two_virtual_devices_train_score_and_generate_with_the_weights_on_both(t
     assert run.returncode == 0, run.stderr[-3000:]
     assert "data parallel: 2 devices in 1 process(es), this is process 0; each batch of 4 windows is split 2 per device" \
         in run.stdout
-    assert re.search(r"^weights: 6 variables, each on 2 device\(s\), 2 copies here, identical$", run.stdout, re.M)
+    assert re.search(r"^weights: \d+ variables, each on 2 device\(s\), 2 copies here, identical$", run.stdout, re.M)
     assert len(epoch_lines(run.stdout)) == 3
     assert {"metrics.json", "best.keras", "generated_1.mid"} <= {path.name for path in (tmp_path / "out").iterdir()}
 
