@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from rolls import most_keys_on
+
 serializable = keras.saving.register_keras_serializable(package="classically_deep")
 
 
@@ -182,6 +184,7 @@ def compile_for_backend(model, function):
         def pure(weights, *arrays):
             with keras.StatelessScope(state_mapping=list(zip(model.variables, weights))):
                 return function(*arrays)
+
         def own(value):  # a weight replicated over devices or hosts (keras.distribution): this process's copy
             return value.addressable_data(0) if len(value.sharding.device_set) > 1 else value
         jitted = jax.jit(pure)
@@ -222,7 +225,7 @@ class SongScorer:
     def total_nll(self, rolls):
         """List of (frames, keys) bool rolls → (total NLL in nats over frames 1.. of each, number of those frames)."""
         limit = getattr(self.model.head, "max_notes", None)
-        if limit is not None and any(len(roll) and roll.sum(axis=1).max() > limit for roll in rolls):
+        if limit is not None and most_keys_on(rolls) > limit:
             raise ValueError(f"a song has a frame with more than the {limit} keys on that this model scores")
         order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))
         total = 0.0

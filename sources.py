@@ -166,15 +166,6 @@ def read_song(source, song_id, max_member_mb=MAX_MEMBER_MB):
         return None, str(problem)
 
 
-def read_songs(source, ids, max_member_mb=MAX_MEMBER_MB):
-    """Yield (id, notes, problem) for the given recordings of any source, one at a time, in order."""
-    if source.kind == "npz":
-        yield from read_archive(source.path, ids, max_member_mb)
-        return
-    for song_id in ids:
-        yield (song_id, *read_song(source, song_id))
-
-
 # ---------------------------------------------------------------- MusicNet npz archives
 
 def _resident_mb():
@@ -284,7 +275,12 @@ def read_member(path, song_id, max_member_mb=MAX_MEMBER_MB):
     """One recording of a MusicNet npz → (notes, None), or (None, reason) when its labels cannot be used; the
     archive opened for it alone (so each reader process has its own). A hostile or damaged member raises DataError."""
     with _open_zip(path) as archive:
-        return _checked_notes(load_member(archive, path, song_id, max_member_mb, keep_audio=False)[1])
+        return _member_notes(archive, path, song_id, max_member_mb)
+
+
+def _member_notes(archive, path, song_id, max_member_mb):
+    """One member of an open archive → _checked_notes of its labels, the audio passed over unread."""
+    return _checked_notes(load_member(archive, path, song_id, max_member_mb, keep_audio=False)[1])
 
 
 def read_archive(path, ids=None, max_member_mb=MAX_MEMBER_MB):
@@ -297,8 +293,7 @@ def read_archive(path, ids=None, max_member_mb=MAX_MEMBER_MB):
     """
     with _open_zip(path) as archive:
         for song_id in ids if ids is not None else archive_ids(path):
-            notes, problem = _checked_notes(load_member(archive, path, song_id, max_member_mb, keep_audio=False)[1])
-            yield song_id, notes, problem  # the member's label objects are already freed
+            yield song_id, *_member_notes(archive, path, song_id, max_member_mb)  # its label objects already freed
 
 
 def _checked_notes(labels):

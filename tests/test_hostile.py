@@ -104,20 +104,16 @@ def test_bad_crc_is_a_one_line_error(tmp_path):
     assert_refused_in_one_line(code, err, "crc.npz", "'0001'", "damaged")
 
 
-def test_encrypted_member_is_a_one_line_error(tmp_path):
-    path = tmp_path / "locked.npz"
+@pytest.mark.parametrize("name, offset, value, reason", [
+    ("locked.npz", 8, 1, "encrypted"),        # general-purpose flags: bit 0, encrypted
+    ("odd.npz", 10, 99, "compression"),       # compression method 99: unknown
+], ids=["encrypted", "unknown-compression"])
+def test_a_member_zip_cannot_open_is_a_one_line_error(tmp_path, name, offset, value, reason):
+    path = tmp_path / name
     honest_archive(path)
-    patch_central_directory(path, 8, "<H", 1)
+    patch_central_directory(path, offset, "<H", value)
     code, _, err, _ = run_cli(tmp_path, path)
-    assert_refused_in_one_line(code, err, "locked.npz", "'0001'", "encrypted")
-
-
-def test_unknown_compression_method_is_a_one_line_error(tmp_path):
-    path = tmp_path / "odd.npz"
-    honest_archive(path)
-    patch_central_directory(path, 10, "<H", 99)
-    code, _, err, _ = run_cli(tmp_path, path)
-    assert_refused_in_one_line(code, err, "odd.npz", "'0001'", "compression")
+    assert_refused_in_one_line(code, err, name, "'0001'", reason)
 
 
 def test_member_claiming_gigabytes_is_refused_before_reading(tmp_path):

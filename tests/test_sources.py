@@ -137,8 +137,8 @@ def test_csv_release_and_the_npz_built_from_it_give_the_same_notes(tmp_path):
     from_csv = sources.open_source(str(tmp_path / "release"))
     from_npz = sources.open_source(str(tmp_path / "from_csv.npz"))
     assert (from_csv.kind, from_npz.kind) == ("csv", "npz")
-    read_csv = {song_id: notes for song_id, notes, _ in sources.read_songs(from_csv, sorted(from_csv.recordings))}
-    read_npz = {song_id: notes for song_id, notes, _ in sources.read_songs(from_npz, sorted(from_npz.recordings))}
+    read_csv = {song_id: sources.read_song(from_csv, song_id)[0] for song_id in from_csv.recordings}
+    read_npz = {song_id: sources.read_song(from_npz, song_id)[0] for song_id in from_npz.recordings}
     for song_id, notes in songs.items():
         assert_same_notes(read_csv[song_id], notes[np.lexsort((notes["note"], notes["start"]))])
         assert_same_notes(read_npz[song_id], read_csv[song_id])
@@ -177,7 +177,7 @@ def test_a_bad_label_csv_is_skipped_with_its_reason(tmp_path, content, reason):
     write_csv_release(tmp_path, two_scores())
     (tmp_path / "train_labels" / "9999.csv").write_text(content)
     source = sources.open_source(str(tmp_path))
-    results = {song_id: (notes, problem) for song_id, notes, problem in sources.read_songs(source, sorted(source.recordings))}
+    results = {song_id: sources.read_song(source, song_id) for song_id in source.recordings}
     assert results["1727"][1] is None
     assert results["9999"][0] is None and reason in results["9999"][1]
 
