@@ -28,8 +28,30 @@ def frame_nll(targets, logits):
     return ops.sum(ops.binary_crossentropy(targets, logits, from_logits=True), axis=-1)
 
 
+RARE_SHARE = 0.02  # a pitch class with less than this share of the notes heard so far is new to the piece
+
+
+def pitch_class_fold(num_keys):
+    """(keys, 12) float32 matrix summing the keys of each pitch class (key 0 counts as pitch class 0)."""
+    return np.eye(12, dtype=np.float32)[np.arange(num_keys) % 12]
+
+
+def key_floors(heard, fold, floor, new_pitch_floor, rare_share=RARE_SHARE):
+    """(batch, 12) notes heard so far per pitch class → (batch, keys) float32 floor of each key (see draw_keys):
+    floor, or new_pitch_floor (if higher) for the keys of pitch classes new to the piece.
+
+    A key of the piece's pitch classes is drawn from its probability down to
+    floor; a note outside them must be likelier, so the music stays in its
+    key unless the model is confident it modulates.
+    """
+    share = heard / np.maximum(heard.sum(axis=1, keepdims=True), 1.0)
+    new = (share < rare_share) @ fold.T > 0
+    return np.where(new, max(floor, new_pitch_floor), floor).astype(np.float32)
+
+
 def draw_keys(logits, uniform, temperature, floor):
-    """Draw keys on with probability sigmoid(logits / temperature), except those under floor, never drawn → float 0/1.
+    """Draw keys on with probability sigmoid(logits / temperature), except those under floor (a number or an
+    array like the logits), never drawn → float 0/1.
 
     The floor cuts the long tail of unlikely keys (with 88 keys a frame, the
     rare stray note adds up to chromatic noise) without thinning the likely
@@ -53,7 +75,8 @@ class SigmoidHead(keras.layers.Layer):
         return self.logits(context)
 
     def sample(self, context, uniform, temperature, floor=0.0):
-        """(batch, width) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame (see draw_keys)."""
+        """(batch, width) context, (batch, keys) uniform draws, floor: a number or (batch, keys)
+        → (batch, keys) float 0/1 frame (see draw_keys)."""
         return draw_keys(self.logits(context), uniform, temperature, floor)
 
     def get_config(self):
@@ -100,12 +123,13 @@ class NadeHead(keras.layers.Layer):
         return self.key_bias(context) + ops.sum(per_segment * in_segment, axis=-2)
 
     def sample(self, context, uniform, temperature, floor=0.0):
-        """(batch, width) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame, lowest key first."""
+        """(batch, width) context, (batch, keys) uniform draws, floor: a number or (batch, keys)
+        → (batch, keys) float 0/1 frame, lowest key first."""
         key_bias, activation = self.key_bias(context), self.hidden_bias(context)
         keys = []
         for key in range(self.num_keys):
             logit = key_bias[:, key] + ops.sum(ops.sigmoid(activation) * self.w_out[key], axis=-1)
-            drawn = draw_keys(logit, uniform[:, key], temperature, floor)
+            drawn = draw_keys(logit, uniform[:, key], temperature, floor if np.ndim(floor) == 0 else floor[:, key])
             activation = activation + drawn[:, None] * self.w_in[key]
             keys.append(drawn)
         return ops.stack(keys, axis=-1)
@@ -122,46 +146,62 @@ class MusicLSTM(keras.Model):
     """Stacked LSTM over frames + note head: (batch, frames, keys) rolls → (batch, frames - 1, keys) logits."""
 
     def __init__(self, num_keys=88, units=256, layers=2, dropout=0.0, head="nade", head_units=128, max_notes=None,
-                 **kwargs):
+                 pitch_profile=False, **kwargs):
         super().__init__(**kwargs)
         self.config = {"num_keys": num_keys, "units": units, "layers": layers, "dropout": dropout,
-                       "head": head, "head_units": head_units, "max_notes": max_notes}
+                       "head": head, "head_units": head_units, "max_notes": max_notes, "pitch_profile": pitch_profile}
+        self.fold = pitch_class_fold(num_keys) if pitch_profile else None
         self.lstms = [keras.layers.LSTM(units, return_sequences=True, return_state=True) for _ in range(layers)]
         self.dropout = keras.layers.Dropout(dropout)
         head_options = {"units": head_units, "max_notes": max_notes} if head == "nade" else {}
         self.head = HEADS[head](num_keys, **head_options)
 
     def zero_states(self, batch):
-        """Initial recurrent state: [[h, c] per layer], each (batch, units) zeros."""
+        """Initial recurrent state: [[h, c] per layer], each (batch, units) zeros, then with pitch_profile
+        a (batch, 12) zero count of the notes heard so far per pitch class."""
         units = self.config["units"]
-        return [[ops.zeros((batch, units)), ops.zeros((batch, units))] for _ in self.lstms]
+        states = [[ops.zeros((batch, units)), ops.zeros((batch, units))] for _ in self.lstms]
+        return states + [ops.zeros((batch, 12))] if self.fold is not None else states
+
+    def with_profile(self, frames, states):
+        """(batch, frames, keys) frames → (the frames, with pitch_profile each beside the share of every pitch
+        class in the notes heard up to it (12 more columns), that count's new state or [])."""
+        if self.fold is None:
+            return frames, []
+        heard = states[-1][:, None, :] + ops.cumsum(ops.matmul(frames, self.fold), axis=1)
+        share = heard / ops.maximum(ops.sum(heard, axis=-1, keepdims=True), 1.0)
+        return ops.concatenate([frames, share], axis=-1), [heard[:, -1]]
 
     def encode(self, frames, states, training=False):
-        """(batch, frames, keys) input frames → ((batch, frames, units + keys) context after each frame, new states).
+        """(batch, frames, keys) input frames → ((batch, frames, units + keys [+ 12]) context after each frame, new states).
 
         The context is the top LSTM output beside the frame itself, so the
         head sees directly which keys are sounding now (held notes are most
-        of music) and the LSTM is free to model everything else.
+        of music) and the LSTM is free to model everything else. With
+        pitch_profile the LSTM and the head also see the pitch classes of
+        everything heard so far, a memory of the key that does not fade over
+        a piece longer than the training windows.
         """
-        frames = ops.cast(frames, "float32")
-        outputs, new_states = frames, []
+        inputs, profile_state = self.with_profile(ops.cast(frames, "float32"), states)
+        outputs, new_states = inputs, []
         for lstm, state in zip(self.lstms, states):
             outputs, h, c = lstm(outputs, initial_state=state, training=training)
             outputs = self.dropout(outputs, training=training)
             new_states.append([h, c])
-        return ops.concatenate([outputs, frames], axis=-1), new_states
+        return ops.concatenate([outputs, inputs], axis=-1), new_states + profile_state
 
     def call(self, rolls, training=False):
         context, _ = self.encode(rolls[:, :-1], self.zero_states(ops.shape(rolls)[0]), training)
         return self.head(context, rolls[:, 1:])
 
     def step(self, frame, states):
-        """One (batch, keys) frame → ((batch, units + keys) context after it, new states); inference only."""
-        outputs, new_states = frame, []
+        """One (batch, keys) frame → ((batch, units + keys [+ 12]) context after it, new states); inference only."""
+        inputs, profile_state = self.with_profile(frame[:, None, :], states)
+        outputs, new_states = inputs[:, 0], []
         for lstm, state in zip(self.lstms, states):
             outputs, state = lstm.cell(outputs, state)
             new_states.append(state)
-        return ops.concatenate([outputs, frame], axis=-1), new_states
+        return ops.concatenate([outputs, inputs[:, 0]], axis=-1), new_states + profile_state
 
     def get_config(self):
         return {**super().get_config(), **self.config}
@@ -254,10 +294,12 @@ class Sampler:
 
     The uniform draws come from numpy, seeded by (seed, frame index), so the
     same seed gives the same music on any backend up to float rounding.
+    floor and new_pitch_floor: see key_floors.
     """
 
-    def __init__(self, model, temperature=1.0, seed=0, floor=0.0):
-        self.model, self.temperature, self.seed, self.floor = model, temperature, seed, floor
+    def __init__(self, model, temperature=1.0, seed=0, floor=0.0, new_pitch_floor=0.0, rare_share=RARE_SHARE):
+        self.model, self.temperature, self.seed = model, temperature, seed
+        self.floor, self.new_pitch_floor, self.rare_share = floor, new_pitch_floor, rare_share
         self.prime_step = compile_for_backend(model, self._prime)
         self.draw_step = compile_for_backend(model, self._draw)
 
@@ -265,16 +307,21 @@ class Sampler:
         context, states = self.model.encode(primer, self.model.zero_states(ops.shape(primer)[0]))
         return context[:, -1], states
 
-    def _draw(self, context, states, uniform):
-        frame = self.model.head.sample(context, uniform, self.temperature, self.floor)
+    def _draw(self, context, states, uniform, floors):
+        frame = self.model.head.sample(context, uniform, self.temperature, floors)
         context, states = self.model.step(frame, states)
         return frame, context, states
 
     def frames(self, primer, num_frames):
         """Yield num_frames sampled (batch, keys) bool frames continuing a (batch, frames, keys) primer."""
         primer = np.asarray(primer, np.float32)
+        fold = pitch_class_fold(primer.shape[2])
+        heard = primer.sum(axis=1) @ fold
         context, states = self.prime_step(primer)
         for index in range(num_frames):
             uniform = np.random.default_rng([self.seed, index]).random(primer.shape[::2], np.float32)
-            frame, context, states = self.draw_step(context, states, uniform)
-            yield ops.convert_to_numpy(frame) > 0.5
+            floors = key_floors(heard, fold, self.floor, self.new_pitch_floor, self.rare_share)
+            frame, context, states = self.draw_step(context, states, uniform, floors)
+            frame = ops.convert_to_numpy(frame) > 0.5
+            heard += frame @ fold
+            yield frame

@@ -91,7 +91,7 @@ def build_model(settings, num_keys, max_notes=None):
     from model import MusicLSTM, frame_nll
     model = MusicLSTM(num_keys=num_keys, units=settings["hidden_size"], layers=settings["num_layers"],
                       dropout=settings["dropout"], head=settings["head"], head_units=settings["head_size"],
-                      max_notes=max_notes)
+                      max_notes=max_notes, pitch_profile=settings["pitch_profile"])
     ema = {"use_ema": True, "ema_momentum": settings["ema"]} if settings.get("ema") else {}
     model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"], clipnorm=1.0, **ema), loss=frame_nll)
     return model
@@ -336,7 +336,7 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
 RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "workers", "resume", "epochs",
                      "distribute", "coordinator_address", "num_processes", "process_id",
                      "max_minutes", "patience", "primer_frames", "primer_path", "include_primer", "generate_frames",
-                     "temperature", "note_floor", "num_outputs", "bpm", "soundfont")
+                     "temperature", "note_floor", "new_pitch_floor", "num_outputs", "bpm", "soundfont")
 RESUME_FIELDS = {"epoch": int, "minutes": (int, float), "learning_rate": (int, float), "history": dict,
                  "callbacks": dict, "checkpoint_sha256": str}
 

@@ -10,9 +10,9 @@ from model import MusicLSTM, Sampler, SongScorer, frame_nll
 KEYS = 4
 
 
-def small_model(head):
+def small_model(head, pitch_profile=False):
     keras.utils.set_random_seed(0)
-    model = MusicLSTM(num_keys=KEYS, units=8, layers=2, head=head, head_units=6)
+    model = MusicLSTM(num_keys=KEYS, units=8, layers=2, head=head, head_units=6, pitch_profile=pitch_profile)
     model(np.zeros((1, 3, KEYS), np.float32))  # build
     return model
 
@@ -21,9 +21,10 @@ def random_roll(frames, seed=0):
     return np.random.default_rng(seed).random((frames, KEYS)) < 0.4
 
 
+@pytest.mark.parametrize("pitch_profile", [False, True])
 @pytest.mark.parametrize("head", ["sigmoid", "nade"])
-def test_head_probabilities_of_all_frames_sum_to_one(head):
-    model = small_model(head)
+def test_head_probabilities_of_all_frames_sum_to_one(head, pitch_profile):
+    model = small_model(head, pitch_profile)
     history = random_roll(5)[None].astype(np.float32)
     every_frame = np.array(list(itertools.product([0, 1], repeat=KEYS)), np.float32)  # (16, KEYS)
     rolls = np.concatenate([np.repeat(history, len(every_frame), axis=0), every_frame[:, None]], axis=1)
@@ -45,8 +46,9 @@ def test_sampled_keys_follow_the_scored_conditionals(head):
         np.testing.assert_array_equal(frame > 0.5, uniform < 1 / (1 + np.exp(-logits)))
 
 
-def test_stepping_one_frame_at_a_time_matches_running_the_whole_sequence():
-    model = small_model("nade")
+@pytest.mark.parametrize("pitch_profile", [False, True])
+def test_stepping_one_frame_at_a_time_matches_running_the_whole_sequence(pitch_profile):
+    model = small_model("nade", pitch_profile)
     frames = random_roll(7)[None].astype(np.float32)
     whole, _ = model.encode(frames, model.zero_states(1))
     states = model.zero_states(1)
@@ -55,8 +57,9 @@ def test_stepping_one_frame_at_a_time_matches_running_the_whole_sequence():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(context), keras.ops.convert_to_numpy(whole[:, -1]), atol=1e-5)
 
 
-def test_batched_chunked_song_scoring_equals_scoring_each_song_whole():
-    model = small_model("nade")
+@pytest.mark.parametrize("pitch_profile", [False, True])
+def test_batched_chunked_song_scoring_equals_scoring_each_song_whole(pitch_profile):
+    model = small_model("nade", pitch_profile)
     songs = [random_roll(23, seed=1), random_roll(9, seed=2), random_roll(1, seed=3), random_roll(17, seed=4)]
     total, count = SongScorer(model, songs_per_batch=3, chunk_frames=5).total_nll(songs)
     expected = sum(float(keras.ops.sum(frame_nll(roll[None, 1:].astype(np.float32), model(roll[None].astype(np.float32)))))
@@ -76,12 +79,29 @@ def test_sampler_is_reproducible_for_a_seed_and_differs_across_seeds():
     assert (first != other).any()
 
 
-def test_model_survives_a_save_and_load(tmp_path):
-    model = small_model("nade")
+@pytest.mark.parametrize("pitch_profile", [False, True])
+def test_model_survives_a_save_and_load(tmp_path, pitch_profile):
+    model = small_model("nade", pitch_profile)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     rolls = random_roll(9)[None].astype(np.float32)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(rolls)), keras.ops.convert_to_numpy(model(rolls)), atol=1e-6)
+
+
+def test_pitch_profile_is_each_pitch_class_share_of_the_notes_heard_so_far():
+    model = MusicLSTM(num_keys=26, units=4, layers=1, head="sigmoid", pitch_profile=True)
+    roll = np.zeros((1, 3, 26), np.float32)
+    roll[0, 0, [0, 12]] = 1     # two keys an octave apart: one pitch class, twice
+    roll[0, 2, [1, 25]] = 1     # keys 1 and 25 fold onto pitch class 1 as well
+    context, states = model.encode(roll, model.zero_states(1))
+    shares = keras.ops.convert_to_numpy(context)[0, :, -12:]
+    expected = np.zeros((3, 12))
+    expected[0:2, 0] = 1.0                    # after frames 0 and 1 (silent): all of it pitch class 0
+    expected[2, [0, 1]] = 0.5                 # after frame 2: two notes of each
+    np.testing.assert_allclose(shares, expected)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(states[-1]), [[2, 2] + [0] * 10])
+    silent, _ = model.encode(np.zeros((1, 2, 26), np.float32), model.zero_states(1))
+    assert not keras.ops.convert_to_numpy(silent)[..., -12:].any()  # nothing heard: no share, no division by zero
 
 
 def test_nade_scoring_per_segment_equals_scoring_every_key_when_frames_hold_at_most_max_notes():
@@ -106,3 +126,33 @@ def test_note_floor_never_draws_keys_under_it_and_zero_floor_is_plain_bernoulli(
     assert keras.ops.convert_to_numpy(draw_keys(logits, always, 1.0, 0.0)).tolist() == [[1, 1, 1, 1]]
     halfway = np.full((1, KEYS), 0.5, np.float32)
     assert keras.ops.convert_to_numpy(draw_keys(logits, halfway, 1.0, 0.0)).tolist() == [[0, 0, 0, 1]]
+
+
+def test_key_floors_raise_the_floor_only_for_pitch_classes_new_to_the_piece():
+    from model import key_floors, pitch_class_fold
+    fold = pitch_class_fold(26)
+    heard = np.zeros((2, 12), np.float32)
+    heard[0, 0], heard[0, 2] = 100, 1      # pitch class 2 is under 2% of what was heard: new, like the unheard ones
+    heard[1, :] = 1                        # every pitch class equally: none is new
+    floors = key_floors(heard, fold, 0.01, 0.2)
+    assert floors.shape == (2, 26)
+    assert floors[0, [0, 12, 24]].tolist() == pytest.approx([0.01] * 3)
+    assert floors[0, [1, 2, 14, 25]].tolist() == pytest.approx([0.2] * 4)
+    assert floors[1].tolist() == pytest.approx([0.01] * 26)
+    assert key_floors(heard, fold, 0.05, 0.0)[0].tolist() == pytest.approx([0.05] * 26)  # never below floor
+    assert key_floors(np.zeros((1, 12)), fold, 0.0, 0.3)[0].tolist() == pytest.approx([0.3] * 26)  # nothing heard yet
+
+
+@pytest.mark.parametrize("head", ["sigmoid", "nade"])
+def test_sampler_with_a_high_new_pitch_floor_keeps_to_the_primers_pitch_classes(head):
+    keras.utils.set_random_seed(0)
+    model = MusicLSTM(num_keys=24, units=8, layers=1, head=head, head_units=6, pitch_profile=True)
+    model(np.zeros((1, 3, 24), np.float32))
+    primer = np.zeros((2, 4, 24), bool)
+    primer[:, :, [0, 4, 7, 16]] = True    # pitch classes 0, 4 and 7
+    free = np.stack(list(Sampler(model, seed=1).frames(primer, 20)))
+    kept = np.stack(list(Sampler(model, seed=1, new_pitch_floor=0.999).frames(primer, 20)))
+    others = np.ones(24, bool)
+    others[[0, 4, 7, 12, 16, 19]] = False
+    assert free[..., others].any()         # the model alone does draw other pitch classes
+    assert kept.any() and not kept[..., others].any()

@@ -28,7 +28,8 @@ def test_unknown_setting_is_refused_with_the_valid_names():
         cd.resolve_settings(["--epoch=3"], cd.default_settings())
 
 
-@pytest.mark.parametrize("arg", ["--epochs=three", "--time_base=bars", "--dropout=1.5", "epochs=3", "--learning_rate=-1"])
+@pytest.mark.parametrize("arg", ["--epochs=three", "--time_base=bars", "--dropout=1.5", "epochs=3", "--learning_rate=-1",
+                                 "--new_pitch_floor=1", "--note_floor=-0.1"])
 def test_bad_values_are_refused(arg):
     with pytest.raises(cd.SettingsError):
         cd.resolve_settings([arg], cd.default_settings())
