@@ -77,7 +77,6 @@ include_primer = True            # True: generated MIDI holds the primer, a mark
 generate_frames = 256            # frames to compose after the primer
 temperature = 1.0                # sampling temperature: < 1 safer (and sparser), > 1 wilder
 note_floor = 0.005               # keys less likely than this (given the frame so far) are never drawn: no stray notes
-new_pitch_floor = 0.03           # the same for pitch classes new to the piece (under 2% of its notes so far): stays in key
 num_outputs = 3                  # MIDI files to write
 bpm = 100.0                      # tempo of generated MIDI when time_base = "beats", quarter notes per minute
 soundfont = ""                   # General MIDI .sf2 for the WAVs; "" = TimGM6mb.sf2, installed with pretty_midi
@@ -146,7 +145,7 @@ def check_settings(settings):
             raise SettingsError(f"{name} must not be empty")
     if not 0 <= settings["lowest_note"] < settings["highest_note"] <= 127:
         raise SettingsError("need 0 <= lowest_note < highest_note <= 127")
-    for name in ("dropout", "ema", "note_floor", "new_pitch_floor"):
+    for name in ("dropout", "ema", "note_floor"):
         if not 0 <= settings[name] < 1:
             raise SettingsError(f"{name} must be in [0, 1)")
     for name in ("steps_per_beat", "steps_per_second", "hidden_size", "num_layers", "head_size", "seq_len",
@@ -455,11 +454,11 @@ def evaluate(model, parts):
 
 # ------------------------------------------------------------------ generation and MIDI
 
-def generate_song(model, primers, num_frames, temperature=1.0, seed=0, floor=0.0, new_pitch_floor=0.0):
+def generate_song(model, primers, num_frames, temperature=1.0, seed=0, floor=0.0):
     """Prime with (songs, frames, keys) bool rolls, then sample num_frames more → (songs, num_frames, keys) bool."""
     from tqdm import tqdm
     from model import Sampler
-    frames = Sampler(model, temperature, seed, floor, new_pitch_floor).frames(primers, num_frames)
+    frames = Sampler(model, temperature, seed, floor).frames(primers, num_frames)
     return np.stack(list(tqdm(frames, total=num_frames, desc="composing", unit="frame")), axis=1)
 
 
@@ -506,7 +505,7 @@ def compose(model, test_rolls, program, settings):
         raise DataError(f"no held-out song has primer_frames={settings['primer_frames']} frames")
     primers = np.stack([primers[n % len(primers)] for n in range(settings["num_outputs"])])
     generated = generate_song(model, primers, settings["generate_frames"], settings["temperature"], settings["seed"],
-                              settings["note_floor"], settings["new_pitch_floor"])
+                              settings["note_floor"])
     primer_frames = primers.shape[1] if settings["include_primer"] else 0
     songs = np.concatenate([primers, generated], axis=1) if primer_frames else generated
     paths = generate_MIDI(songs, settings, program, primer_frames=primer_frames or None)

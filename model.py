@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from rolls import most_keys_on
+from rolls import most_keys_on, pitch_class_fold
 
 serializable = keras.saving.register_keras_serializable(package="classically_deep")
 
@@ -28,30 +28,8 @@ def frame_nll(targets, logits):
     return ops.sum(ops.binary_crossentropy(targets, logits, from_logits=True), axis=-1)
 
 
-RARE_SHARE = 0.02  # a pitch class with less than this share of the notes heard so far is new to the piece
-
-
-def pitch_class_fold(num_keys):
-    """(keys, 12) float32 matrix summing the keys of each pitch class (key 0 counts as pitch class 0)."""
-    return np.eye(12, dtype=np.float32)[np.arange(num_keys) % 12]
-
-
-def key_floors(heard, fold, floor, new_pitch_floor, rare_share=RARE_SHARE):
-    """(batch, 12) notes heard so far per pitch class → (batch, keys) float32 floor of each key (see draw_keys):
-    floor, or new_pitch_floor (if higher) for the keys of pitch classes new to the piece.
-
-    A key of the piece's pitch classes is drawn from its probability down to
-    floor; a note outside them must be likelier, so the music stays in its
-    key unless the model is confident it modulates.
-    """
-    share = heard / np.maximum(heard.sum(axis=1, keepdims=True), 1.0)
-    new = (share < rare_share) @ fold.T > 0
-    return np.where(new, max(floor, new_pitch_floor), floor).astype(np.float32)
-
-
 def draw_keys(logits, uniform, temperature, floor):
-    """Draw keys on with probability sigmoid(logits / temperature), except those under floor (a number or an
-    array like the logits), never drawn → float 0/1.
+    """Draw keys on with probability sigmoid(logits / temperature), except those under floor, never drawn → float 0/1.
 
     The floor cuts the long tail of unlikely keys (with 88 keys a frame, the
     rare stray note adds up to chromatic noise) without thinning the likely
@@ -75,8 +53,7 @@ class SigmoidHead(keras.layers.Layer):
         return self.logits(context)
 
     def sample(self, context, uniform, temperature, floor=0.0):
-        """(batch, width) context, (batch, keys) uniform draws, floor: a number or (batch, keys)
-        → (batch, keys) float 0/1 frame (see draw_keys)."""
+        """(batch, width) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame (see draw_keys)."""
         return draw_keys(self.logits(context), uniform, temperature, floor)
 
     def get_config(self):
@@ -123,13 +100,12 @@ class NadeHead(keras.layers.Layer):
         return self.key_bias(context) + ops.sum(per_segment * in_segment, axis=-2)
 
     def sample(self, context, uniform, temperature, floor=0.0):
-        """(batch, width) context, (batch, keys) uniform draws, floor: a number or (batch, keys)
-        → (batch, keys) float 0/1 frame, lowest key first."""
+        """(batch, width) context, (batch, keys) uniform draws → (batch, keys) float 0/1 frame, lowest key first."""
         key_bias, activation = self.key_bias(context), self.hidden_bias(context)
         keys = []
         for key in range(self.num_keys):
             logit = key_bias[:, key] + ops.sum(ops.sigmoid(activation) * self.w_out[key], axis=-1)
-            drawn = draw_keys(logit, uniform[:, key], temperature, floor if np.ndim(floor) == 0 else floor[:, key])
+            drawn = draw_keys(logit, uniform[:, key], temperature, floor)
             activation = activation + drawn[:, None] * self.w_in[key]
             keys.append(drawn)
         return ops.stack(keys, axis=-1)
@@ -190,8 +166,14 @@ class MusicLSTM(keras.Model):
             new_states.append([h, c])
         return ops.concatenate([outputs, inputs], axis=-1), new_states + profile_state
 
-    def call(self, rolls, training=False):
-        context, _ = self.encode(rolls[:, :-1], self.zero_states(ops.shape(rolls)[0]), training)
+    def call(self, inputs, training=False):
+        """(batch, frames, keys) rolls, or (rolls, (batch, 12) notes per pitch class heard before them: a
+        window's past, for pitch_profile) → (batch, frames - 1, keys) logits."""
+        rolls, heard = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
+        states = self.zero_states(ops.shape(rolls)[0])
+        if heard is not None and self.fold is not None:
+            states[-1] = ops.cast(heard, "float32")
+        context, _ = self.encode(rolls[:, :-1], states, training)
         return self.head(context, rolls[:, 1:])
 
     def step(self, frame, states):
@@ -294,12 +276,10 @@ class Sampler:
 
     The uniform draws come from numpy, seeded by (seed, frame index), so the
     same seed gives the same music on any backend up to float rounding.
-    floor and new_pitch_floor: see key_floors.
     """
 
-    def __init__(self, model, temperature=1.0, seed=0, floor=0.0, new_pitch_floor=0.0, rare_share=RARE_SHARE):
-        self.model, self.temperature, self.seed = model, temperature, seed
-        self.floor, self.new_pitch_floor, self.rare_share = floor, new_pitch_floor, rare_share
+    def __init__(self, model, temperature=1.0, seed=0, floor=0.0):
+        self.model, self.temperature, self.seed, self.floor = model, temperature, seed, floor
         self.prime_step = compile_for_backend(model, self._prime)
         self.draw_step = compile_for_backend(model, self._draw)
 
@@ -307,21 +287,16 @@ class Sampler:
         context, states = self.model.encode(primer, self.model.zero_states(ops.shape(primer)[0]))
         return context[:, -1], states
 
-    def _draw(self, context, states, uniform, floors):
-        frame = self.model.head.sample(context, uniform, self.temperature, floors)
+    def _draw(self, context, states, uniform):
+        frame = self.model.head.sample(context, uniform, self.temperature, self.floor)
         context, states = self.model.step(frame, states)
         return frame, context, states
 
     def frames(self, primer, num_frames):
         """Yield num_frames sampled (batch, keys) bool frames continuing a (batch, frames, keys) primer."""
         primer = np.asarray(primer, np.float32)
-        fold = pitch_class_fold(primer.shape[2])
-        heard = primer.sum(axis=1) @ fold
         context, states = self.prime_step(primer)
         for index in range(num_frames):
             uniform = np.random.default_rng([self.seed, index]).random(primer.shape[::2], np.float32)
-            floors = key_floors(heard, fold, self.floor, self.new_pitch_floor, self.rare_share)
-            frame, context, states = self.draw_step(context, states, uniform, floors)
-            frame = ops.convert_to_numpy(frame) > 0.5
-            heard += frame @ fold
-            yield frame
+            frame, context, states = self.draw_step(context, states, uniform)
+            yield ops.convert_to_numpy(frame) > 0.5

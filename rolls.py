@@ -114,6 +114,11 @@ def roll_from_spans(start_frames, end_frames, keys, num_keys, num_frames=0, max_
     return edges[:-1] > 0
 
 
+def pitch_class_fold(num_keys):
+    """(keys, 12) float32 matrix summing the keys of each pitch class (key 0 counts as pitch class 0)."""
+    return np.eye(12, dtype=np.float32)[np.arange(num_keys) % 12]
+
+
 def most_keys_on(songs):
     """The most keys on in any one frame of a list of (frames, keys) rolls (0 for none)."""
     return max((int(roll.sum(axis=1).max()) for roll in songs if len(roll)), default=0)

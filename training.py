@@ -21,6 +21,7 @@ import zipfile
 import numpy as np
 
 import distribute
+from rolls import pitch_class_fold
 from files import DataError, atomic_path, check_readable_file, read_json, write_json
 
 
@@ -39,8 +40,12 @@ def make_window_dataset(train_rolls, settings, rows=slice(None)):
         Yields (windows, targets, weights): (batch, width, keys) float32,
         (batch, width - 1, keys) float32 and (batch, width - 1) float32, where
         width = seq_len + 1 (less if every song is shorter) and a weight of 0
-        marks padding after a song shorter than a window. An epoch holds about
-        as many target frames as the training rolls.
+        marks padding after a song shorter than a window. With pitch_profile
+        the windows come as (windows, heard): heard is (batch, 12) float32, the
+        notes per pitch class of the song before each window (transposed with
+        it), so a window starts from the profile of everything before it, as
+        whole-song scoring and composing do. An epoch holds about as many
+        target frames as the training rolls.
         """
 
         def __init__(self):
@@ -54,6 +59,9 @@ def make_window_dataset(train_rolls, settings, rows=slice(None)):
             targets_per_batch = settings["batch_size"] * (self.odds * spans).sum()
             self.batches = max(1, round((self.lengths - 1).sum() / targets_per_batch))
             self.epoch = 0
+            fold = pitch_class_fold(train_rolls[0].shape[1])
+            self.heard_before = [np.cumsum(np.concatenate([np.zeros((1, 12), np.float32), roll @ fold]), axis=0)
+                                 for roll in train_rolls] if settings["pitch_profile"] else None  # per song: before frame t
 
         def __len__(self):
             return self.batches
@@ -63,23 +71,27 @@ def make_window_dataset(train_rolls, settings, rows=slice(None)):
             keys = self.rolls[0].shape[1]
             windows = np.zeros((settings["batch_size"], self.width, keys), np.float32)
             weights = np.zeros((settings["batch_size"], self.width - 1), np.float32)
+            heard = np.zeros((settings["batch_size"], 12), np.float32)
             for row, song in enumerate(rng.choice(len(self.rolls), settings["batch_size"], p=self.odds)):
                 start = rng.integers(0, self.lengths[song] - min(self.lengths[song], self.width) + 1)
                 piece = self.rolls[song][start:start + self.width]
-                windows[row, :len(piece)] = transpose(piece, rng, settings["transpose_range"])
+                shift = transposition(piece, rng, settings["transpose_range"])
+                windows[row, :len(piece)] = np.roll(piece, shift, axis=1)
                 weights[row, :len(piece) - 1] = 1.0
-            return windows[rows], windows[rows, 1:], weights[rows]
+                if self.heard_before is not None:
+                    heard[row] = np.roll(self.heard_before[song][start], shift)
+            inputs = (windows[rows], heard[rows]) if self.heard_before is not None else windows[rows]
+            return inputs, windows[rows, 1:], weights[rows]
 
     return WindowDataset()
 
 
-def transpose(piece, rng, semitones):
-    """Shift a (frames, keys) roll by a random ±semitones that keeps every note on the keyboard."""
+def transposition(piece, rng, semitones):
+    """A random shift of at most ±semitones that keeps every note of a (frames, keys) roll on the keyboard."""
     active = np.nonzero(piece.any(axis=0))[0]
     if semitones == 0 or len(active) == 0:
-        return piece
-    shift = rng.integers(max(-semitones, -active[0]), min(semitones, piece.shape[1] - 1 - active[-1]) + 1)
-    return np.roll(piece, shift, axis=1)
+        return 0
+    return int(rng.integers(max(-semitones, -active[0]), min(semitones, piece.shape[1] - 1 - active[-1]) + 1))
 
 
 def build_model(settings, num_keys, max_notes=None):
@@ -336,7 +348,7 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
 RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "workers", "resume", "epochs",
                      "distribute", "coordinator_address", "num_processes", "process_id",
                      "max_minutes", "patience", "primer_frames", "primer_path", "include_primer", "generate_frames",
-                     "temperature", "note_floor", "new_pitch_floor", "num_outputs", "bpm", "soundfont")
+                     "temperature", "note_floor", "num_outputs", "bpm", "soundfont")
 RESUME_FIELDS = {"epoch": int, "minutes": (int, float), "learning_rate": (int, float), "history": dict,
                  "callbacks": dict, "checkpoint_sha256": str}
 

@@ -126,33 +126,3 @@ def test_note_floor_never_draws_keys_under_it_and_zero_floor_is_plain_bernoulli(
     assert keras.ops.convert_to_numpy(draw_keys(logits, always, 1.0, 0.0)).tolist() == [[1, 1, 1, 1]]
     halfway = np.full((1, KEYS), 0.5, np.float32)
     assert keras.ops.convert_to_numpy(draw_keys(logits, halfway, 1.0, 0.0)).tolist() == [[0, 0, 0, 1]]
-
-
-def test_key_floors_raise_the_floor_only_for_pitch_classes_new_to_the_piece():
-    from model import key_floors, pitch_class_fold
-    fold = pitch_class_fold(26)
-    heard = np.zeros((2, 12), np.float32)
-    heard[0, 0], heard[0, 2] = 100, 1      # pitch class 2 is under 2% of what was heard: new, like the unheard ones
-    heard[1, :] = 1                        # every pitch class equally: none is new
-    floors = key_floors(heard, fold, 0.01, 0.2)
-    assert floors.shape == (2, 26)
-    assert floors[0, [0, 12, 24]].tolist() == pytest.approx([0.01] * 3)
-    assert floors[0, [1, 2, 14, 25]].tolist() == pytest.approx([0.2] * 4)
-    assert floors[1].tolist() == pytest.approx([0.01] * 26)
-    assert key_floors(heard, fold, 0.05, 0.0)[0].tolist() == pytest.approx([0.05] * 26)  # never below floor
-    assert key_floors(np.zeros((1, 12)), fold, 0.0, 0.3)[0].tolist() == pytest.approx([0.3] * 26)  # nothing heard yet
-
-
-@pytest.mark.parametrize("head", ["sigmoid", "nade"])
-def test_sampler_with_a_high_new_pitch_floor_keeps_to_the_primers_pitch_classes(head):
-    keras.utils.set_random_seed(0)
-    model = MusicLSTM(num_keys=24, units=8, layers=1, head=head, head_units=6, pitch_profile=True)
-    model(np.zeros((1, 3, 24), np.float32))
-    primer = np.zeros((2, 4, 24), bool)
-    primer[:, :, [0, 4, 7, 16]] = True    # pitch classes 0, 4 and 7
-    free = np.stack(list(Sampler(model, seed=1).frames(primer, 20)))
-    kept = np.stack(list(Sampler(model, seed=1, new_pitch_floor=0.999).frames(primer, 20)))
-    others = np.ones(24, bool)
-    others[[0, 4, 7, 12, 16, 19]] = False
-    assert free[..., others].any()         # the model alone does draw other pitch classes
-    assert kept.any() and not kept[..., others].any()

@@ -29,7 +29,7 @@ def test_unknown_setting_is_refused_with_the_valid_names():
 
 
 @pytest.mark.parametrize("arg", ["--epochs=three", "--time_base=bars", "--dropout=1.5", "epochs=3", "--learning_rate=-1",
-                                 "--new_pitch_floor=1", "--note_floor=-0.1"])
+                                 "--note_floor=1", "--note_floor=-0.1"])
 def test_bad_values_are_refused(arg):
     with pytest.raises(cd.SettingsError):
         cd.resolve_settings([arg], cd.default_settings())
@@ -163,20 +163,20 @@ def test_same_seed_gives_the_same_run(tiny_runs):
         assert (tiny_runs[0] / f"generated_{number}.mid").read_bytes() == (tiny_runs[1] / f"generated_{number}.mid").read_bytes()
 
 
-def test_transposition_moves_every_note_together_and_keeps_it_on_the_keyboard():
+def test_transposition_keeps_every_note_on_the_keyboard():
     rng = np.random.default_rng(0)
     piece = np.zeros((6, 88), bool)
     piece[0:3, [0, 4, 7]] = True  # a chord at the very bottom: it can only move up
-    for _ in range(50):
-        moved = training.transpose(piece, rng, 5)
-        shift = np.nonzero(moved[0])[0][0]
-        assert 0 <= shift <= 5
-        np.testing.assert_array_equal(moved, np.roll(piece, shift, axis=1))
+    shifts = {training.transposition(piece, rng, 5) for _ in range(50)}
+    assert shifts == set(range(6))
+    top = np.roll(piece, 80, axis=1)  # the same chord with its top note on the last key: it can only move down
+    assert {training.transposition(top, rng, 5) for _ in range(50)} == set(range(-5, 1))
+    assert training.transposition(piece, rng, 0) == 0 and training.transposition(piece[:0], rng, 5) == 0
 
 
 def test_training_windows_cover_songs_and_mark_padding():
     songs = [np.ones((5, 88), bool), np.ones((40, 88), bool)]
-    settings = {**cd.default_settings(), "seq_len": 16, "batch_size": 8, "transpose_range": 0}
+    settings = {**cd.default_settings(), "seq_len": 16, "batch_size": 8, "transpose_range": 0, "pitch_profile": False}
     windows, targets, weights = training.make_window_dataset(songs, settings)[0]
     assert windows.shape == (8, 17, 88) and targets.shape == (8, 16, 88)
     np.testing.assert_array_equal(targets, windows[:, 1:])
@@ -184,6 +184,25 @@ def test_training_windows_cover_songs_and_mark_padding():
         real = int(window.any(axis=1).sum())    # the short song gives 5 real frames, the long one 17
         assert real in (5, 17)
         assert weight.sum() == real - 1         # weight 1 exactly on targets inside the song
+
+
+def test_training_windows_bring_the_pitch_classes_heard_before_them_transposed_with_them():
+    song = np.eye(88, dtype=bool)                # frame t sounds key t: a window's first key is its start + shift
+    settings = {**cd.default_settings(), "seq_len": 16, "batch_size": 32, "transpose_range": 6, "pitch_profile": True}
+    (windows, heard), targets, weights = training.make_window_dataset([song], settings)[0]
+    assert heard.shape == (32, 12)
+
+    def heard_before(start):
+        return np.bincount(np.arange(start) % 12, minlength=12)
+
+    shifts = set()
+    for window, counts in zip(windows, heard):
+        first = int(np.argmax(window[0]))
+        matches = [shift for shift in range(-6, 7)
+                   if 0 <= first - shift and np.array_equal(counts, np.roll(heard_before(first - shift), shift))]
+        assert matches, (first, counts)
+        shifts.update(matches)
+    assert len(shifts) > 1                       # transposed windows were drawn and their counts moved with them
 
 
 def test_help_lists_every_setting(capsys):
