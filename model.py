@@ -7,7 +7,8 @@ nothing, knows no globals. Rolls are `(batch, frames, keys)` float 0/1.
     logits = model(rolls)      # (batch, frames - 1, keys): frame t+1 given frames ..t
     nats = frame_nll(rolls[:, 1:], logits)   # (batch, frames - 1)
 
-The head sees a context: the top LSTM output beside the current frame.
+The head sees a context: the top LSTM output beside the current frame (and,
+with pitch_profile, each pitch class's share of the notes heard so far).
 - "sigmoid": every key of the next frame an independent Bernoulli given the context.
 - "nade": RNN-NADE (Boulanger-Lewandowski et al. 2012): keys drawn lowest first,
   each conditioned on the context and on the keys already drawn in its frame.
@@ -140,8 +141,10 @@ class MusicLSTM(keras.Model):
         return states + [ops.zeros((batch, 12))] if self.fold is not None else states
 
     def with_profile(self, frames, states):
-        """(batch, frames, keys) frames → (the frames, with pitch_profile each beside the share of every pitch
-        class in the notes heard up to it (12 more columns), that count's new state or [])."""
+        """(batch, frames, keys) frames and the states → (the frames, [the count state after them]).
+
+        With pitch_profile each frame gets 12 more columns: every pitch class's
+        share of the notes heard up to and including it. Without: unchanged, []."""
         if self.fold is None:
             return frames, []
         heard = states[-1][:, None, :] + ops.cumsum(ops.matmul(frames, self.fold), axis=1)
