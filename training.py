@@ -59,9 +59,7 @@ def make_window_dataset(train_rolls, settings, rows=slice(None)):
             targets_per_batch = settings["batch_size"] * (self.odds * spans).sum()
             self.batches = max(1, round((self.lengths - 1).sum() / targets_per_batch))
             self.epoch = 0
-            fold = pitch_class_fold(train_rolls[0].shape[1])
-            self.heard_before = [np.cumsum(np.concatenate([np.zeros((1, 12), np.float32), roll @ fold]), axis=0)
-                                 for roll in train_rolls] if settings["pitch_profile"] else None  # per song: before frame t
+            self.heard_before = heard_before_each_frame(train_rolls) if settings["pitch_profile"] else None
 
         def __len__(self):
             return self.batches
@@ -84,6 +82,12 @@ def make_window_dataset(train_rolls, settings, rows=slice(None)):
             return inputs, windows[rows, 1:], weights[rows]
 
     return WindowDataset()
+
+
+def heard_before_each_frame(songs):
+    """(frames, keys) rolls → per song a (frames + 1, 12) float32 array: row t, the notes per pitch class before frame t."""
+    fold = pitch_class_fold(songs[0].shape[1])
+    return [np.cumsum(np.concatenate([np.zeros((1, 12), np.float32), roll @ fold]), axis=0) for roll in songs]
 
 
 def transposition(piece, rng, semitones):

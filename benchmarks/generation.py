@@ -90,8 +90,9 @@ def main(argv):
     lines = [row("training songs (real music, the baseline)", overlaps(training, held_out), "",
                  f"{count_in_range(real, real)}/{len(real)}")]
     results = {}
-    for head in heads:
-        trained = keras.saving.load_model(options.get("model") or os.path.join(train(head, extra), "best.keras"))
+    given = keras.saving.load_model(options["model"]) if options.get("model") else None
+    for head in [given.config["head"]] if given else heads:  # a given model: its own head, whatever --heads says
+        trained = given or keras.saving.load_model(os.path.join(train(head, extra), "best.keras"))
         for temperature in temperatures:
             for floor in floors:
                 pieces = cd.generate_song(trained, primers, settings["generate_frames"], temperature,
