@@ -4,7 +4,10 @@ import pickle
 import zipfile
 
 import numpy as np
+import pytest
 from intervaltree import Interval, IntervalTree
+
+import classically_deep as cd
 
 SR = 44100  # MusicNet's sample rate
 
@@ -86,3 +89,36 @@ def timed_messages(path):
         for message in track:
             tick += message.time
             yield message, tick
+
+
+def chord_song(root, bars):
+    """A tiny archive song: one three-note chord per half second, rising by fifths."""
+    notes = []
+    for step in range(bars * 4):
+        pitch = 48 + (root + 7 * step) % 12
+        notes += [(pitch + offset, step * 0.5, step * 0.5 + 0.5) for offset in (0, 4, 7)]
+    return labels(*notes, instrument=41)
+
+
+@pytest.fixture(scope="module")
+def tiny_archive(tmp_path_factory):
+    """A small archive of chord songs (and one empty recording, 0099) → its path."""
+    path = tmp_path_factory.mktemp("archive") / "tiny.npz"
+    np.savez(path, **{f"{i:04d}": musicnet_entry(chord_song(i, 6)) for i in range(8)},
+             **{"0099": musicnet_entry(IntervalTree())})
+    return path
+
+
+def quick_args(data, tmp_path, *extra):
+    """Arguments for a run on the tiny archive with everything under tmp_path, plus extra ones."""
+    return [f"--data_path={data}", f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}",
+            "--time_base=seconds", "--steps_per_second=4", *extra]
+
+
+def refused(capsys, args):
+    """Run the command line → its one-line error (asserting exit status 2 and nothing else on stderr)."""
+    code = cd.main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err

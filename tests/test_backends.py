@@ -25,9 +25,8 @@ from intervaltree import IntervalTree
 import classically_deep as cd
 import model  # noqa: F401  registers the custom layers, so best.keras loads
 import sources
-from conftest import musicnet_entry
+from conftest import chord_song, musicnet_entry
 from midi_io import midi_to_roll
-from test_pipeline import chord_song
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ["jax", "torch"]

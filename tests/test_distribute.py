@@ -16,8 +16,7 @@ import pytest
 
 import classically_deep as cd
 import distribute
-from conftest import musicnet_entry
-from test_pipeline import chord_song, refused
+from conftest import chord_song, musicnet_entry, refused
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "classically_deep.py")
 TIMEOUT = 300  # seconds any one run may take before it is killed and the test fails

@@ -20,8 +20,7 @@ from intervaltree import IntervalTree
 import classically_deep as cd
 import training
 import model  # noqa: F401  registers the custom layers, so best.keras loads
-from conftest import musicnet_entry
-from test_pipeline import chord_song, refused
+from conftest import chord_song, musicnet_entry, refused
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "classically_deep.py")
 TIMEOUT = 300  # seconds any one subprocess may take before it is killed and the test fails

@@ -11,7 +11,7 @@ from intervaltree import IntervalTree
 
 import classically_deep as cd
 import training
-from conftest import labels, musicnet_entry, timed_messages
+from conftest import chord_song, labels, musicnet_entry, quick_args, refused, timed_messages
 import midi_io
 from midi_io import midi_to_roll
 
@@ -79,15 +79,6 @@ def test_bernoulli_baseline_is_the_key_frequency_nll():
     test = [np.array([[0, 0], [1, 1]], bool)]                   # only the second frame is predicted
     expected = -(np.log(4 / 6) + np.log(2 / 6))
     assert cd.bernoulli_nll(train, test) == pytest.approx(expected)
-
-
-def chord_song(root, bars):
-    """A tiny archive song: one three-note chord per half second, rising by fifths."""
-    notes = []
-    for step in range(bars * 4):
-        pitch = 48 + (root + 7 * step) % 12
-        notes += [(pitch + offset, step * 0.5, step * 0.5 + 0.5) for offset in (0, 4, 7)]
-    return labels(*notes, instrument=41)
 
 
 def run_tiny(tmp_path, name):
@@ -225,15 +216,6 @@ def test_generated_midi_uses_the_program_that_covers_most_training_frames():
 
 # ------------------------------------------------------------------ refusals: one line on stderr, exit 2
 
-def refused(capsys, args):
-    """Run the command line → its one-line error (asserting exit status 2 and nothing else on stderr)."""
-    code = cd.main(args)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    return err
-
-
 @pytest.mark.parametrize("arg", ["--max_minutes=nan", "--max_minutes=inf", "--steps_per_second=inf",
                                  "--learning_rate=nan", "--temperature=inf", "--bpm=nan", "--dropout=nan",
                                  "--max_member_mb=inf"])
@@ -257,21 +239,6 @@ def test_numbers_that_are_not_finite_are_refused(arg, tmp_path, capsys):
 ])
 def test_numbers_out_of_range_are_refused(arg, message, capsys):
     assert message in refused(capsys, [arg])
-
-
-@pytest.fixture(scope="module")
-def tiny_archive(tmp_path_factory):
-    """A small archive of chord songs (and one empty recording, 0099) → its path."""
-    path = tmp_path_factory.mktemp("archive") / "tiny.npz"
-    np.savez(path, **{f"{i:04d}": musicnet_entry(chord_song(i, 6)) for i in range(8)},
-             **{"0099": musicnet_entry(IntervalTree())})
-    return path
-
-
-def quick_args(data, tmp_path, *extra):
-    """Arguments for a run on the tiny archive with everything under tmp_path, plus extra ones."""
-    return [f"--data_path={data}", f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}",
-            "--time_base=seconds", "--steps_per_second=4", *extra]
 
 
 def test_output_dir_that_is_a_file_is_refused_before_preprocessing(tiny_archive, tmp_path, capsys):

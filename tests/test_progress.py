@@ -2,7 +2,7 @@
 import re
 
 import classically_deep as cd
-from test_pipeline import quick_args, tiny_archive  # noqa: F401  tiny_archive: a fixture
+from conftest import quick_args
 
 
 def test_an_epoch_cut_short_by_the_time_budget_reports_the_steps_it_ran(tiny_archive, tmp_path, capsys):
