@@ -1,4 +1,4 @@
-"""Files the pipeline writes and reads: atomic writes with ordinary permissions, checked input paths, JSON.
+"""Files the pipeline writes and reads: atomic writes with ordinary permissions, checked input paths, JSON, paths shown safely.
 
     from files import atomic_write
     with atomic_write("output/metrics.json", "w") as file:
@@ -18,6 +18,36 @@ import tempfile
 
 class DataError(Exception):
     """A data file, path or label set that cannot be used; the message is for the user."""
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(name):
+    r"""A path or name (str, bytes or os.PathLike) → text safe to print or write anywhere, losing nothing.
+
+    Printable characters (non-ASCII letters included) stay as they are; a
+    backslash becomes \\; newline, return and tab become \n, \r and \t; a
+    byte that was not UTF-8 (the surrogate escape os.fsdecode gives it) and
+    any other ASCII control character (ESC) become \xNN; other unprintable
+    characters \uNNNN or \UNNNNNNNN. Plain names come back unchanged.
+    """
+    text = os.fsdecode(name)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_escaped(char) for char in text)
+
+
+def _escaped(char):
+    """One character as printable() shows it."""
+    code = ord(char)
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if char.isprintable():
+        return char
+    if code < 0x80 or 0xDC80 <= code <= 0xDCFF:  # an ASCII control, or the byte a surrogate escape stands for
+        return f"\\x{code & 0xFF:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _umask():
@@ -40,9 +70,9 @@ def make_dir(path, what="folder"):
         os.makedirs(path, exist_ok=True)
     except (OSError, ValueError) as err:
         reason = "a file is in the way" if isinstance(err, FileExistsError) else getattr(err, "strerror", None) or err
-        raise DataError(f"cannot create {what} {path}: {reason}") from None
+        raise DataError(f"cannot create {what} {printable(path)}: {reason}") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise DataError(f"cannot write to {what} {path}: permission denied")
+        raise DataError(f"cannot write to {what} {printable(path)}: permission denied")
 
 
 def check_readable_file(path, what="data file"):
@@ -50,14 +80,14 @@ def check_readable_file(path, what="data file"):
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise DataError(f"{path} not found") from None
+        raise DataError(f"{printable(path)} not found") from None
     except (OSError, ValueError) as err:
-        raise DataError(f"cannot read {what} {path}: {getattr(err, 'strerror', None) or err}") from None
+        raise DataError(f"cannot read {what} {printable(path)}: {getattr(err, 'strerror', None) or err}") from None
     if not stat.S_ISREG(info.st_mode):
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise DataError(f"{what} {path} is {kind}")
+        raise DataError(f"{what} {printable(path)} is {kind}")
     if not os.access(path, os.R_OK):
-        raise DataError(f"cannot read {what} {path}: permission denied")
+        raise DataError(f"cannot read {what} {printable(path)}: permission denied")
     return info
 
 
@@ -75,7 +105,7 @@ def atomic_path(path):
         handle, temp = tempfile.mkstemp(dir=directory, prefix="." + name + ".", suffix=".tmp" + os.path.splitext(name)[1])
         os.close(handle)
     except OSError as err:
-        raise DataError(f"cannot write {path}: {err.strerror or err}") from None
+        raise DataError(f"cannot write {printable(path)}: {err.strerror or err}") from None
     try:
         yield temp
         handle = os.open(temp, os.O_RDONLY)
@@ -105,4 +135,4 @@ def read_json(path, what):
         with open(path, encoding="utf-8") as file:
             return json.load(file)
     except (OSError, ValueError, RecursionError) as err:
-        raise DataError(f"{what} {path} is damaged ({str(err)[:120]})") from None
+        raise DataError(f"{what} {printable(path)} is damaged ({str(err)[:120]})") from None

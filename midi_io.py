@@ -1,4 +1,4 @@
-"""Notes and piano rolls ↔ standard MIDI files.
+"""The one MIDI parser and writer: MIDI files ↔ notes, piano rolls and performances.
 
 A roll is `(frames, keys)` bool, key 0 = MIDI note `lowest_note`. Time is kept
 in frames: a file is written with `frames_per_beat` frames to a quarter note at
@@ -7,19 +7,25 @@ the same frame rate is the roll that was written.
 
 Notes are `rolls.NOTE_DTYPE` arrays. `midi_to_notes` reads any type 0 or 1
 file into them (times through the file's tempo map, beats from its ticks);
-`notes_to_midi` writes them so that `midi_to_notes` gives them back.
+`notes_to_midi` writes them so that `midi_to_notes` gives them back. A
+performance is what a synthesizer plays from the same file: `midi_to_performance`
+gives every note, drums too, with its velocity, channel, bank, program, volume,
+expression and pan at its onset and held on through the sustain pedal
+(PERFORMANCE_DTYPE, seconds); listen.py renders it.
 
     notes = midi_to_notes("bach.mid")                  # NOTE_DTYPE, sorted by start then note
     roll = organize_song(notes, time_base="beats")     # the beat grid comes straight from the ticks
+    played, seconds = midi_to_performance("bach.mid")  # PERFORMANCE_DTYPE, in onset order
 
 Files are read with a small parser of our own rather than mido's: it is about
 seven times faster (a folder of thousands of files is read one by one) and keeps
-only the notes, program changes and tempos, a few bytes per event, where mido
-keeps an object of about 240 bytes for every message. It reads what mido reads
-(tests/test_midi_notes.py checks it against mido), but refuses a data byte over
-127 rather than clipping it (a damaged file), type 2 files (no shared timeline)
-and SMPTE time; it skips non-MTrk chunks as the standard asks. Files are
-written with mido.
+only the notes, program changes, five controllers (bank, volume, pan,
+expression, sustain) and tempos, a few bytes per event, where mido keeps an
+object of about 240 bytes for every message; it never runs past the bytes it
+was given. It reads what mido reads (tests/test_midi_io.py checks it against
+mido), but refuses a data byte over 127 rather than clipping it (a damaged
+file), a tempo of 0, type 2 files (no shared timeline) and SMPTE time; it skips
+non-MTrk chunks as the standard asks. Files are written with mido.
 """
 from array import array
 from collections import deque
@@ -28,7 +34,7 @@ from operator import itemgetter
 import mido
 import numpy as np
 
-from files import DataError, atomic_write, check_readable_file
+from files import DataError, atomic_write, check_readable_file, printable
 from rolls import MAX_FRAMES, NOTE_DTYPE, SAMPLE_RATE, BadRecording, beat_positions, check_notes, roll_from_spans, roll_to_notes
 
 TICKS_PER_FRAME = 120  # MIDI ticks per roll frame
@@ -80,12 +86,30 @@ def roll_to_midi(roll, path, *, lowest_note, frames_per_beat, bpm, program=1, ve
 
 # ------------------------------------------------------------------ MIDI files → notes
 
-NOTE_OFF, NOTE_ON, PROGRAM = 0, 1, 2  # event kinds, packed with channel and value: kind << 11 | channel << 7 | value
+NOTE_OFF, NOTE_ON, PROGRAM, CONTROL = 0, 1, 2, 3  # event kinds, packed: kind << 18 | channel << 14 | data1 << 7 | data2
+BANK, VOLUME, PAN, EXPRESSION, SUSTAIN = 0, 7, 10, 11, 64  # the controllers kept; others are skipped
+_KINDS = [-1] * 0x80 + [NOTE_OFF] * 16 + [NOTE_ON] * 16 + [-1] * 16 + [CONTROL] * 16 + [PROGRAM] * 16 + [-1] * 48
+_SETTING_SHIFTS = {"bank": 0, "program": 7, "volume": 14, "expression": 21, "pan": 28, "velocity": 35}  # 7 bits each
+_CONTROL_SHIFTS = {BANK: 0, VOLUME: 14, EXPRESSION: 21, PAN: 28}  # controller → its place in a channel's settings
+_DEFAULT_SETTINGS = 100 << 14 | 127 << 21 | 64 << 28  # bank 0, program 0, volume 100, expression 127, pan 64 (centre)
 _SYSTEM_DATA_BYTES = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0}
+
+PERFORMANCE_DTYPE = np.dtype([  # a note as a synthesizer plays it: midi_to_performance
+    ("start", "f8"),       # onset, seconds
+    ("end", "f8"),         # when it stops sounding (its note_off, or the sustain pedal's release after it), seconds
+    ("channel", "u1"),     # 0-based; DRUM_CHANNEL is General MIDI percussion
+    ("key", "u1"),         # MIDI pitch
+    ("velocity", "u1"),    # 1-127
+    ("bank", "u1"),        # bank select (controller 0) on the channel at the onset; 0 if never set
+    ("program", "u1"),     # 0-based program on the channel at the onset; 0 if never set
+    ("volume", "u1"),      # channel volume (controller 7) at the onset; 100 if never set
+    ("expression", "u1"),  # expression (controller 11) at the onset; 127 if never set
+    ("pan", "u1"),         # pan (controller 10) at the onset; 64, the centre, if never set
+])
 
 
 class _Unreadable(Exception):
-    """What is wrong with a MIDI file's bytes; midi_to_notes turns it into a DataError naming the file."""
+    """What is wrong with a MIDI file's bytes; _read_file turns it into a DataError naming the file."""
 
 
 def _varint(data, pos):
@@ -100,15 +124,16 @@ def _varint(data, pos):
 
 
 def _read_track(track):
-    """One MTrk chunk's bytes → (event ticks, packed events, tempo ticks, tempos in µs/quarter, last tick).
+    """One MTrk chunk's bytes → (event ticks, packed events, tempo ticks, tempos in µs/quarter, step ticks, last tick).
 
-    Keeps note on/off and program changes (drums left out) and set_tempo; skips
-    everything else by its length. A note_on of velocity 0 is a note_off. Running
-    status carries over meta events (as mido reads them) and stops at sysex.
+    Keeps note on/off, program changes, the controllers BANK to SUSTAIN (every
+    channel) and set_tempo; skips the rest by its length. A note_on of velocity
+    0 is a note_off. Step ticks: each tick holding an event but end_of_track, once.
+    Running status carries over meta events (as mido reads them), not sysex.
     """
-    ticks, events, tempo_ticks, tempos = array("q"), array("H"), array("q"), array("q")
-    add_tick, add_event = ticks.append, events.append
-    tick, status, pos, size = 0, None, 0, len(track)
+    ticks, events, tempo_ticks, tempos, steps = array("q"), array("I"), array("q"), array("q"), array("q")
+    add_tick, add_event, add_step = ticks.append, events.append, steps.append
+    tick, status, pos, size, stepped = 0, None, 0, len(track), -1
     while pos < size:
         byte = track[pos]
         if byte < 0x80:
@@ -125,17 +150,20 @@ def _read_track(track):
             raise _Unreadable("a data byte where an event should start (running status with no status before it)")
         else:
             byte = status
+        if tick != stepped and (byte != 0xFF or track[pos] != 0x2F):
+            add_step(tick)
+            stepped = tick
         if byte < 0xF0:
-            kind, channel, first = byte & 0xF0, byte & 0x0F, track[pos]
-            second = 0 if 0xC0 <= kind <= 0xD0 else track[pos + 1]
-            pos += 1 if 0xC0 <= kind <= 0xD0 else 2
+            first, second = track[pos], 0 if 0xC0 <= byte < 0xE0 else track[pos + 1]
+            pos += 1 if 0xC0 <= byte < 0xE0 else 2
             if (first | second) & 0x80:
                 raise _Unreadable(f"a data byte over 127 in a {byte:#04x} event")
-            if channel == DRUM_CHANNEL or kind not in (0x80, 0x90, 0xC0):
+            kind = _KINDS[byte]
+            if kind < 0 or kind == CONTROL and first not in _CONTROL_SHIFTS and first != SUSTAIN:
                 continue
-            kind = PROGRAM if kind == 0xC0 else NOTE_ON if kind == 0x90 and second else NOTE_OFF
             add_tick(tick)
-            add_event(kind << 11 | channel << 7 | first)
+            kind = NOTE_OFF if kind == NOTE_ON and not second else kind
+            add_event(kind << 18 | (byte & 0x0F) << 14 | first << 7 | second)
         elif byte == 0xFF:
             meta = track[pos]
             length, pos = _varint(track, pos + 1)
@@ -155,7 +183,7 @@ def _read_track(track):
             raise _Unreadable(f"an undefined status byte {byte:#04x}")
     if pos > size:
         raise _Unreadable("an event that runs past the end of its track")
-    return ticks, events, tempo_ticks, tempos, tick
+    return ticks, events, tempo_ticks, tempos, steps, tick
 
 
 def _read_chunks(data):
@@ -194,13 +222,13 @@ def _read_chunks(data):
 
 
 def _joined(tracks, field, dtype):
-    """One field (0 ticks, 1 events, 2 tempo ticks, 3 tempos) of every _read_track result → one numpy array."""
+    """One field (0 ticks, 1 events, 2 tempo ticks, 3 tempos, 4 steps) of every _read_track result → one numpy array."""
     return np.concatenate([np.frombuffer(track[field], dtype) for track in tracks] + [np.zeros(0, dtype)])
 
 
 def _merged(tracks, chunk=1 << 16):
     """Yield (tick, packed event) of all tracks by tick, earlier tracks first at a tie, a chunk at a time."""
-    ticks, events = _joined(tracks, 0, np.int64), _joined(tracks, 1, np.uint16)
+    ticks, events = _joined(tracks, 0, np.int64), _joined(tracks, 1, np.uint32)
     order = np.argsort(ticks, kind="stable")
     for first in range(0, len(order), chunk):
         some = order[first:first + chunk]
@@ -208,87 +236,130 @@ def _merged(tracks, chunk=1 << 16):
 
 
 def _pair_notes(tracks):
-    """Events of all tracks, merged by tick (earlier tracks first at a tie) → (start ticks, end ticks, pitches, programs).
+    """Events of all tracks, merged by tick (earlier tracks first at a tie) → notes in onset order, as arrays:
+    (start ticks, note_off ticks, channel << 7 | pitch, settings, {note: tick the sustain pedal let it go}).
 
     A note_off ends the earliest sounding note of its channel and pitch (first
-    in, first out); one with nothing sounding is ignored. A note's program is
-    the 1-based program in force on its channel at its onset (1 if none).
-    Notes still sounding at the end get end tick -1.
+    in, first out); one with nothing sounding is ignored. A note's settings are
+    its velocity and its channel's bank, program, volume, expression and pan at
+    its onset, packed 7 bits each at _SETTING_SHIFTS. A note whose note_off
+    comes while its channel's sustain pedal is down (64 or more) sounds on
+    until the pedal is let go. Notes with no note_off, or still held by the
+    pedal at the end, get tick -1.
     """
-    starts, ends, keys, programs = array("q"), array("q"), array("H"), array("B")
-    program, sounding = [1] * 16, {}  # (channel << 7 | pitch) → indices of its notes still sounding, oldest first
+    starts, offs, keys, settings = array("q"), array("q"), array("H"), array("q")
+    channel_settings, pedal, held, sustained, sounding = [_DEFAULT_SETTINGS] * 16, [False] * 16, {}, {}, {}
     for tick, event in _merged(tracks):
-        kind, key = event >> 11, event & 0x7FF
+        kind, key, value = event >> 18, event >> 7 & 0x7FF, event & 0x7F
         if kind == NOTE_ON:
             sounding.setdefault(key, deque()).append(len(starts))
             starts.append(tick)
-            ends.append(-1)
+            offs.append(-1)
             keys.append(key)
-            programs.append(program[key >> 7])
+            settings.append(channel_settings[key >> 7] | value << _SETTING_SHIFTS["velocity"])
         elif kind == NOTE_OFF:
             waiting = sounding.get(key)
             if waiting:
-                ends[waiting.popleft()] = tick
+                note = waiting.popleft()
+                offs[note] = tick
+                if pedal[key >> 7]:
+                    held.setdefault(key >> 7, []).append(note)
+        elif kind == PROGRAM:
+            channel_settings[key >> 7] = channel_settings[key >> 7] & ~(0x7F << 7) | (key & 0x7F) << 7
+        elif key & 0x7F == SUSTAIN:
+            pedal[key >> 7] = value >= 64
+            if value < 64:
+                sustained.update(dict.fromkeys(held.pop(key >> 7, ()), tick))
         else:
-            program[key >> 7] = (key & 0x7F) + 1
-    starts, ends, keys, programs = (np.frombuffer(values, values.typecode) for values in (starts, ends, keys, programs))
-    return starts, ends, keys & 0x7F, programs
+            shift = _CONTROL_SHIFTS[key & 0x7F]
+            channel_settings[key >> 7] = channel_settings[key >> 7] & ~(0x7F << shift) | value << shift
+    for notes in held.values():
+        sustained.update(dict.fromkeys(notes, -1))
+    starts, offs, keys, settings = (np.frombuffer(values, values.typecode) for values in (starts, offs, keys, settings))
+    return starts, offs, keys, settings, sustained
 
 
-def _samples_at(ticks, tempo_ticks, tempos, ticks_per_beat):
+def _tempo_map(tracks):
+    """The set_tempo events of all tracks → (ticks of the changes, 0 first; µs per quarter from each, DEFAULT_TEMPO first).
+
+    At one tick the last tempo set (earlier tracks first) wins.
+    """
+    tempo_ticks, tempos = _joined(tracks, 2, np.int64), _joined(tracks, 3, np.int64)
+    order = np.argsort(tempo_ticks, kind="stable")
+    return np.concatenate([[0], tempo_ticks[order]]), np.concatenate([[DEFAULT_TEMPO], tempos[order]])
+
+
+def _samples_at(ticks, tempo_map, ticks_per_beat):
     """Ticks → samples at SAMPLE_RATE through the tempo map (the last tempo set at or before each tick; 120 bpm before any)."""
-    order = np.argsort(tempo_ticks, kind="stable")  # at one tick the last tempo set wins
-    changes = np.concatenate([[0], tempo_ticks[order]]).astype(float)
-    tempo = np.concatenate([[DEFAULT_TEMPO], tempos[order]]).astype(float)
+    changes, tempo = (values.astype(float) for values in tempo_map)
     elapsed = np.concatenate([[0.0], np.cumsum(np.diff(changes) * tempo[:-1])])  # tick-microseconds at each change
     which = np.searchsorted(changes, ticks, side="right") - 1
     return (elapsed[which] + (ticks - changes[which]) * tempo[which]) * (SAMPLE_RATE / 1e6 / ticks_per_beat)
+
+
+def _played_seconds(steps, tempo_map, ticks_per_beat):
+    """Step ticks (sorted, distinct, 0 first) → seconds at each, the clock summed step by step as a player runs it.
+
+    Each step adds its ticks times (tempo × 1e-6 / ticks_per_beat) at the tempo
+    before it, in floating point and in this order, as mido plays a file: the
+    renders come out the same to the last bit as they did when mido read them.
+    """
+    changes, tempo = tempo_map
+    scale = tempo[np.searchsorted(changes, steps[:-1], side="right") - 1] * 1e-6 / ticks_per_beat
+    return np.concatenate([[0.0], np.cumsum(np.diff(steps) * scale)])
 
 
 def _read_bytes(path, max_bytes):
     """A MIDI file's bytes, its path checked and its size capped; DataError naming it if not."""
     size = check_readable_file(path, "MIDI file").st_size
     if size > max_bytes:
-        raise DataError(f"MIDI file {path} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit "
+        raise DataError(f"MIDI file {printable(path)} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit "
                         "(real MIDI files are kilobytes)")
     try:
         with open(path, "rb") as file:
             data = file.read(size + 1)  # no more than the file holds: a huge read() would allocate its size up front
     except OSError as err:
-        raise DataError(f"cannot read MIDI file {path}: {err.strerror or err}") from None
+        raise DataError(f"cannot read MIDI file {printable(path)}: {err.strerror or err}") from None
     if len(data) > size:
-        raise DataError(f"MIDI file {path} changed while it was read")
+        raise DataError(f"MIDI file {printable(path)} changed while it was read")
     if not data:
-        raise DataError(f"{path} is not a readable MIDI file (it is empty)")
+        raise DataError(f"{printable(path)} is not a readable MIDI file (it is empty)")
     return data
 
 
-def _read_midi(path, max_bytes):
-    """A MIDI file → (NOTE_DTYPE notes, the file's length in samples: its last event)."""
+def _read_file(path, max_bytes):
+    """A MIDI file → (ticks per quarter, _read_track results, last tick); DataError naming it if it cannot be read."""
     data = _read_bytes(path, max_bytes)
     try:
         ticks_per_beat, tracks = _read_chunks(data)
     except _Unreadable as err:
-        raise DataError(f"{path} is not a readable MIDI file ({err})") from None
-    del data
-    last_tick = max((track[-1] for track in tracks), default=0)
-    starts, ends, pitches, programs = _pair_notes(tracks)
+        raise DataError(f"{printable(path)} is not a readable MIDI file ({err})") from None
+    return ticks_per_beat, tracks, max((track[-1] for track in tracks), default=0)
+
+
+def _read_midi(path, max_bytes):
+    """A MIDI file → (NOTE_DTYPE notes, the file's length in samples: its last event)."""
+    ticks_per_beat, tracks, last_tick = _read_file(path, max_bytes)
+    starts, ends, keys, settings, _ = _pair_notes(tracks)
+    keep = keys >> 7 != DRUM_CHANNEL
+    starts, ends, keys, settings = starts[keep], ends[keep], keys[keep], settings[keep]
     ends = np.where(ends < 0, last_tick, ends)  # notes still sounding end with the file
     keep = ends > starts  # zero-length notes say nothing
     starts, ends = starts[keep], ends[keep]
-    tempo_ticks, tempos = _joined(tracks, 2, np.int64), _joined(tracks, 3, np.int64)
+    tempo_map = _tempo_map(tracks)
     notes = np.zeros(len(starts), NOTE_DTYPE)
-    notes["start"] = _samples_at(starts, tempo_ticks, tempos, ticks_per_beat)
-    notes["end"] = _samples_at(ends, tempo_ticks, tempos, ticks_per_beat)
-    notes["instrument"], notes["note"] = programs[keep], pitches[keep]
+    notes["start"] = _samples_at(starts, tempo_map, ticks_per_beat)
+    notes["end"] = _samples_at(ends, tempo_map, ticks_per_beat)
+    notes["instrument"] = (settings[keep] >> _SETTING_SHIFTS["program"] & 0x7F) + 1
+    notes["note"] = keys[keep] & 0x7F
     notes["measure"] = notes["beat"] = np.nan
     notes["start_beat"] = starts / ticks_per_beat
     notes["beats"] = notes["quarters"] = (ends - starts) / ticks_per_beat
     try:
         check_notes(notes)
     except BadRecording as err:
-        raise BadRecording(f"{path}: {err}") from None
-    length = _samples_at(np.array([last_tick]), tempo_ticks, tempos, ticks_per_beat)[0]
+        raise BadRecording(f"{printable(path)}: {err}") from None
+    length = _samples_at(np.array([last_tick]), tempo_map, ticks_per_beat)[0]
     return notes[np.lexsort((notes["note"], notes["start"]))], length
 
 
@@ -298,8 +369,9 @@ def midi_to_notes(path, max_bytes=MAX_MIDI_BYTES):
     start/end are samples at SAMPLE_RATE through the file's tempo map (set_tempo
     in any track); start_beat/beats (and quarters) are quarter notes from the
     ticks; instrument is the 1-based program on the note's channel at its onset;
-    measure/beat are NaN. note_offs pair first in, first out; notes still
-    sounding end at the file's last event; zero-length notes are dropped.
+    measure/beat are NaN. note_offs pair first in, first out (the sustain pedal
+    is not heard here); notes still sounding end at the file's last event;
+    zero-length notes are dropped.
     Raises DataError naming the file for one that is missing, not a regular
     file, empty, over max_bytes, damaged or truncated, of type 2, or in SMPTE time.
     """
@@ -318,6 +390,31 @@ def midi_to_roll(path, *, lowest_note, highest_note, frames_per_second, max_fram
     return roll_from_spans(notes["start"][inside] * frames, notes["end"][inside] * frames,
                            notes["note"][inside].astype(np.int64) - lowest_note, highest_note - lowest_note + 1,
                            num_frames=np.ceil(length * frames - 1e-6), max_frames=max_frames)
+
+
+def midi_to_performance(path, max_bytes=MAX_MIDI_BYTES):
+    """A type 0 or 1 MIDI file → (PERFORMANCE_DTYPE notes in onset order, the file's length in seconds to its last event).
+
+    Every channel, drums too, and every note, zero-length ones too. note_offs
+    pair first in, first out; a note released while its channel's sustain
+    pedal is down sounds until the pedal is let go; notes still sounding end
+    with the file. Times are seconds through the tempo map, summed as a player
+    runs the file (see _played_seconds). Raises DataError naming the file for
+    one that cannot be read, as midi_to_notes does.
+    """
+    ticks_per_beat, tracks, last_tick = _read_file(path, max_bytes)
+    starts, offs, keys, settings, sustained = _pair_notes(tracks)
+    ends = offs.copy()
+    ends[list(sustained)] = list(sustained.values())
+    ends[ends < 0] = last_tick  # notes still sounding end with the file
+    steps = np.unique(np.concatenate([[0], _joined(tracks, 4, np.int64), [last_tick]]))
+    seconds = _played_seconds(steps, _tempo_map(tracks), ticks_per_beat)
+    notes = np.zeros(len(starts), PERFORMANCE_DTYPE)
+    notes["start"], notes["end"] = seconds[np.searchsorted(steps, starts)], seconds[np.searchsorted(steps, ends)]
+    notes["channel"], notes["key"] = keys >> 7, keys & 0x7F
+    for field, shift in _SETTING_SHIFTS.items():
+        notes[field] = settings >> shift & 0x7F
+    return notes, float(seconds[-1])
 
 
 # ------------------------------------------------------------------ notes → MIDI

@@ -1,4 +1,4 @@
-"""Music statistics and novelty of piano rolls, pure numpy.
+"""Music statistics and novelty of piano rolls, and judging generated pieces against real songs; pure numpy.
 
 Every function takes a `(frames, keys)` bool roll, key 0 = MIDI `lowest_note`.
 Notes are read off the roll by merging held frames: a key sounding in frames
@@ -11,6 +11,7 @@ silent roll are NaN, as in MusPy.
     from musicstats import music_statistics, longest_copy
     stats = music_statistics(roll, lowest_note=21, time_base="beats", frames_per_unit=4)
     copied = longest_copy(roll, training_rolls)   # frames quoted from the training songs
+    table = judge(pieces, parts, split, settings)  # each piece's figures beside the held-out songs', flagged
 """
 import numpy as np
 
@@ -383,3 +384,57 @@ def compare_to_reference(values, reference):
         outside = np.zeros(values.shape, bool)
     return {"mean": mean, "min": low, "max": high,
             "outside": bool(outside) if outside.ndim == 0 else outside.tolist()}
+
+
+# ------------------------------------------------------------------ judging generated pieces against real songs
+
+# (statistic, side of the real songs' range) → what a figure there usually means
+FLAG_REASONS = {("empty_frame_rate", "above"): "silence", ("polyphony", "below"): "no harmony",
+                ("polyphony_rate", "below"): "no harmony", ("pitch_class_entropy", "above"): "chromatic noise",
+                ("scale_consistency", "below"): "chromatic noise", ("distinct_pitches", "below"): "a stuck note",
+                ("mean_note_beats", "above"): "a stuck note", ("mean_note_seconds", "above"): "a stuck note",
+                ("longest_copy_bars", "above"): "copying"}
+COPY_LIMIT_BARS = 2.0  # a generated stretch found in a training song for this long or longer is flagged as copying
+
+
+def frames_per_unit(settings):
+    """Frames per beat on the beat grid (time_base "beats"), per second on the seconds grid."""
+    return settings["steps_per_beat"] if settings["time_base"] == "beats" else settings["steps_per_second"]
+
+
+def frames_per_bar(settings):
+    """Frames in a 4/4 bar: 4 quarter notes on the beat grid, 2 seconds (4 beats at 120 bpm) on the seconds grid."""
+    return 4 * (settings["steps_per_beat"] if settings["time_base"] == "beats" else settings["steps_per_second"] / 2)
+
+
+def piece_statistics(roll, training_rolls, settings):
+    """music_statistics of a roll on the run's grid, plus longest_copy_bars: its longest stretch found in a training roll."""
+    stats = music_statistics(roll, lowest_note=settings["lowest_note"], time_base=settings["time_base"],
+                             frames_per_unit=frames_per_unit(settings))
+    return {**stats, "longest_copy_bars": longest_copy(roll, training_rolls) / frames_per_bar(settings)}
+
+
+def judge(pieces, parts, split, settings):
+    """Music statistics of each generated piece (after its primer) beside every held-out song's, with flags on
+    figures outside the held-out songs' range → {'statistics', 'pieces', 'held_out', 'reference', 'flags'}."""
+    def statistics(roll):
+        return piece_statistics(roll, parts["train"], settings)
+
+    held_out = {song_id: statistics(roll) for song_id, roll in zip(split["valid"] + split["test"], parts["valid"] + parts["test"])}
+    names = list(next(iter(held_out.values())))
+    reference = {name: compare_to_reference([], [stats[name] for stats in held_out.values()]) for name in names}
+    generated = {piece["name"]: statistics(piece["roll"][piece["primer_frames"]:]) for piece in pieces}
+    flags = {}
+    for piece, stats in generated.items():
+        for name, value in stats.items():
+            low, high = reference[name]["min"], reference[name]["max"]
+            side = "above" if value > high else "below" if value < low else "inside" if value == value else "undefined"
+            if name == "longest_copy_bars":
+                side = "above" if value >= COPY_LIMIT_BARS else "inside"
+                low, high = 0.0, COPY_LIMIT_BARS
+            if side != "inside":
+                reason = FLAG_REASONS.get((name, side), "unlike the real songs")
+                flags.setdefault(piece, {})[name] = f"{side} [{low:.3g}, {high:.3g}]: {reason}"
+    return {"statistics": names, "pieces": generated, "held_out": held_out,
+            "reference": {name: {key: reference[name][key] for key in ("mean", "min", "max")} for name in names},
+            "flags": flags}

@@ -1,10 +1,13 @@
-"""Pictures and the report page: piano-roll PNGs, the loss plot, output_dir/report.html.
+"""Pictures and the report: piano-roll PNGs, the loss plot, the console statistics table, output_dir/report.html.
 
-    from report import plot_roll, plot_losses, write_report
+    from report import plot_losses, plot_piece, plot_roll, print_statistics, report_run, write_report
     plot_roll(roll, "output/generated_1.png", lowest_note=21, frames_per_unit=4, unit="beats", primer_frames=32)
     plot_losses(history, "output/losses.png")
     write_report("output", settings=settings, metrics=metrics, pieces=pieces,
                  statistics_table=table, loss_plot="output/losses.png")
+    print_statistics(table)                              # the same table on the console
+    shown = [plot_piece(piece, table, settings) for piece in pieces]   # a run's piano rolls, each path printed
+    report_run(shown, table, metrics, settings)          # then its loss plot and page
 
 Figures are drawn with matplotlib's Agg canvas (no display, no pyplot state) and
 written atomically. The page is one self-contained HTML file: inline CSS, no
@@ -22,7 +25,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from files import atomic_write
+from files import atomic_write, printable
+from musicstats import COPY_LIMIT_BARS, frames_per_unit
 
 NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 ROLL_SIZE = (11.0, 2.8)  # inches: 1100 x 280 pixels at DPI, the width of the page's column
@@ -182,7 +186,7 @@ def _text(value):
         return html.escape(f"{float(value):.4g}")
     if isinstance(value, (dict, list, tuple)):
         return html.escape(json.dumps(value, default=str))
-    return html.escape(str(value))
+    return html.escape(printable(value) if isinstance(value, str) else str(value))
 
 
 def _link(path, output_dir):
@@ -190,7 +194,7 @@ def _link(path, output_dir):
     if not path or not os.path.isfile(path):
         return None
     relative = os.path.relpath(os.path.abspath(path), os.path.abspath(output_dir))
-    return urllib.parse.quote(relative.replace(os.sep, "/"))
+    return urllib.parse.quote(relative.replace(os.sep, "/"), errors="surrogateescape")
 
 
 def _settings_table(settings, pairs_per_row=3):
@@ -351,3 +355,41 @@ def write_report(output_dir, *, settings, metrics, pieces, statistics_table=None
     with atomic_write(path) as file:
         file.write(page.encode("utf-8"))
     return path
+
+
+def print_statistics(table):
+    """The statistics table on the console: each generated piece beside the held-out songs' mean and range, flags marked '!'."""
+    pieces = list(table["pieces"])
+    print(f"\n{'statistic':<22}" + "".join(f"{piece:>14}" for piece in pieces) + "   held-out songs: mean [min, max]")
+    for name in table["statistics"]:
+        cells = "".join(f"{table['pieces'][piece][name]:>13.3g}{'!' if name in table['flags'].get(piece, {}) else ' '}"
+                        for piece in pieces)
+        reference = table["reference"][name]
+        limit = f"  (flagged at {COPY_LIMIT_BARS:g} bars)" if name == "longest_copy_bars" else ""
+        print(f"{name:<22}{cells}   {reference['mean']:.3g} [{reference['min']:.3g}, {reference['max']:.3g}]{limit}")
+    for piece, flagged in table["flags"].items():
+        for name, reason in flagged.items():
+            print(f"warning: {piece}: {name} {table['pieces'][piece][name]:.3g} is {reason}")
+    if not table["flags"]:
+        print("every generated figure lies inside the held-out songs' range")
+
+
+def plot_piece(piece, table, settings):
+    """A piano-roll PNG beside a piece's MIDI; print its path → the piece as write_report shows it, with its 'png'
+    and its 'statistics' from the table (piece: {'name', 'midi', 'roll', 'primer_frames', 'wav'[, 'wav_error']})."""
+    png = os.path.join(settings["output_dir"], piece["name"] + ".png")
+    plot_roll(piece["roll"], png, lowest_note=settings["lowest_note"], frames_per_unit=frames_per_unit(settings),
+              unit="beats" if settings["time_base"] == "beats" else "seconds", primer_frames=piece["primer_frames"])
+    print(f"wrote {printable(png)}")
+    return {**piece, "png": png, "statistics": table["pieces"][piece["name"]]}
+
+
+def report_run(pieces, table, metrics, settings):
+    """The loss plot and output_dir/report.html of a run whose pieces plot_piece drew; print both paths → the page's path.
+    table: musicstats.judge's; metrics: the run's, with its training history."""
+    out = settings["output_dir"]
+    loss_plot = plot_losses(metrics["history"], os.path.join(out, "loss.png"))
+    print(f"wrote {printable(loss_plot)}")
+    page = write_report(out, settings=settings, metrics=metrics, pieces=pieces, statistics_table=table, loss_plot=loss_plot)
+    print(f"wrote {printable(page)} — open it in a browser to listen and look")
+    return page

@@ -1,22 +1,17 @@
-"""Notes → piano rolls on the seconds or beat grid, and the roll cache; no TensorFlow anywhere in the path.
+"""Notes ↔ piano rolls on the seconds or beat grid; no TensorFlow anywhere in the path.
 
 Turns one recording's notes (the NOTE_DTYPE form every reader in `sources`
-produces) into a `(frames, keys)` bool piano roll, and keeps rolls in a plain
-(pickle-free) npz cache named by a hash of what produced them.
+produces) into a `(frames, keys)` bool piano roll, and a roll back into notes.
+The roll cache lives in `songs`.
 
     from sources import read_archive
     from rolls import organize_song
     for song_id, notes, problem in read_archive("data/sample.npz"):
         roll = organize_song(notes, steps_per_second=8.0)   # (frames, 88) bool
 """
-import hashlib
-import json
-import os
-import zipfile
-
 import numpy as np
 
-from files import DataError, atomic_write, check_readable_file
+from files import DataError
 
 SAMPLE_RATE = 44100  # MusicNet's label clock: samples per second
 MAX_FRAMES = 1_000_000  # default cap on one roll's frames: a 30-minute recording has ~15,000-30,000
@@ -235,116 +230,3 @@ def main_program(notes):
         return 1
     values, counts = np.unique(programs, return_counts=True)
     return int(values[np.argmax(counts)])
-
-
-# ------------------------------------------------------------------ roll cache
-
-ROLL_FORMAT = 4  # bump whenever organize_song changes what it makes, so old caches are not reused
-ROLL_SETTINGS = ("lowest_note", "highest_note", "time_base", "steps_per_second", "steps_per_beat")
-# What each cache array must be: (dtype kinds, dimensions). Checked from the .npy header before it is read.
-CACHE_ARRAYS = {"ids": ("U", 1), "lengths": ("iu", 1), "num_keys": ("iu", 0), "packed": ("u", 2),
-                "programs": ("iu", 1), "skipped": ("U", 2)}
-
-
-def cache_path(fingerprint, cache_dir, settings):
-    """Path of the roll cache for a data source (its fingerprint: files, sizes, mtimes) and these settings."""
-    used = {name: settings[name] for name in ROLL_SETTINGS}
-    used.pop("steps_per_beat" if settings["time_base"] == "seconds" else "steps_per_second")
-    used["max_frames"] = settings.get("max_frames", MAX_FRAMES)  # it decides which recordings are skipped
-    key = json.dumps({"data": fingerprint, "format": ROLL_FORMAT, **used}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return os.path.join(cache_dir, f"rolls-{digest}.npz")
-
-
-def save_rolls(path, songs):
-    """Write songs to a pickle-free npz (atomic): packed bits, frame offsets, ids, programs, skipped ids and reasons."""
-    lengths = np.array([len(roll) for roll in songs["rolls"]], np.int64)
-    frames = np.concatenate(songs["rolls"]) if songs["rolls"] else np.zeros((0, 0), bool)
-    with atomic_write(path) as file:
-        np.savez(file, ids=np.array(songs["ids"], dtype=str), lengths=lengths,
-                 num_keys=np.int64(frames.shape[1]), packed=np.packbits(frames, axis=1),
-                 programs=np.array(songs["programs"], np.int16),
-                 skipped=np.array(songs["skipped"], dtype=str).reshape(-1, 2))
-
-
-class _Damaged(Exception):
-    """What is wrong with a roll cache; load_rolls turns it into a DataError naming the file."""
-
-
-def _read_array(archive, name, file_size):
-    """One array of the cache's zip, its member and .npy header checked before the data is read."""
-    kinds, ndim = CACHE_ARRAYS[name]
-    try:
-        info = archive.getinfo(name + ".npy")
-    except KeyError:
-        raise _Damaged(f"no '{name}' array") from None
-    if info.compress_type != zipfile.ZIP_STORED or not info.file_size == info.compress_size <= file_size:
-        raise _Damaged(f"'{name}' is not stored the way save_rolls stores it")
-    with archive.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        if version not in ((1, 0), (2, 0)):
-            raise _Damaged(f"'{name}' has .npy format version {version}")
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        shape, _, dtype = read_header[version](member)
-    if dtype.kind not in kinds or dtype.names is not None or len(shape) != ndim:
-        raise _Damaged(f"'{name}' is a {len(shape)}-d {dtype} array")
-    if np.prod(shape, dtype=object) * dtype.itemsize > info.file_size:
-        raise _Damaged(f"'{name}' claims shape {shape}, more than its {info.file_size} bytes hold")
-    if name == "packed" and dtype != np.uint8:
-        raise _Damaged(f"'{name}' is {dtype}, not uint8")
-    with archive.open(info) as member:
-        return np.lib.format.read_array(member, allow_pickle=False)
-
-
-def _check_cache(arrays, num_keys):
-    """Raise _Damaged unless the cache arrays fit together (and hold rolls of num_keys keys, if given)."""
-    ids, lengths, packed, programs = arrays["ids"], arrays["lengths"], arrays["packed"], arrays["programs"]
-    keys = int(arrays["num_keys"])
-    if len(set(ids.tolist())) != len(ids):
-        raise _Damaged("an id appears twice")
-    if len(lengths) != len(ids) or len(programs) != len(ids):
-        raise _Damaged(f"{len(ids)} ids but {len(lengths)} lengths and {len(programs)} programs")
-    if not 0 <= keys <= 128 or (len(ids) and keys == 0):
-        raise _Damaged(f"num_keys is {keys}, not 1-128")
-    if len(lengths) and (lengths.min() < 0 or lengths.max() > len(packed)):
-        raise _Damaged("a roll length that is negative or beyond the stored frames")
-    expected = (sum(lengths.tolist()), -(-keys // 8))
-    if packed.shape != expected:
-        raise _Damaged(f"packed frames have shape {packed.shape}, not {expected}")
-    if len(programs) and (programs.min() < 1 or programs.max() > 128):
-        raise _Damaged("a program outside MIDI programs 1-128")
-    if arrays["skipped"].shape[1] != 2:
-        raise _Damaged("skipped is not (id, reason) pairs")
-    if num_keys is not None and len(ids) and keys != num_keys:
-        raise _Damaged(f"rolls of {keys} keys where the settings make {num_keys}")
-
-
-def _read_cache(path, num_keys):
-    """The songs dict from a roll cache, every array checked before it is used; _Damaged (or a read error) if not."""
-    file_size = check_readable_file(path, "roll cache").st_size
-    with zipfile.ZipFile(path) as archive:
-        arrays = {name: _read_array(archive, name, file_size) for name in CACHE_ARRAYS}
-    _check_cache(arrays, num_keys)
-    frames = np.unpackbits(arrays["packed"], axis=1, count=int(arrays["num_keys"])).view(bool)
-    bounds = np.cumsum(arrays["lengths"])[:-1]
-    return {"ids": [str(song_id) for song_id in arrays["ids"]],
-            "rolls": np.split(frames, bounds) if len(arrays["lengths"]) else [],
-            "programs": [int(program) for program in arrays["programs"]],
-            "skipped": [(str(song_id), str(why)) for song_id, why in arrays["skipped"]]}
-
-
-def load_rolls(path, num_keys=None):
-    """Read a cache written by save_rolls → the same dict of ids, rolls, programs, skipped.
-
-    Every array is checked (present, dtype, shape, size against the file's,
-    agreement with the others, num_keys if given) before it is used; any
-    problem raises DataError.
-    """
-    try:
-        return _read_cache(path, num_keys)
-    except _Damaged as err:
-        reason = str(err)
-    except (OSError, EOFError, ValueError, KeyError, RuntimeError, NotImplementedError, MemoryError,
-            zipfile.BadZipFile) as err:
-        reason = f"{type(err).__name__}: {str(err)[:120]}"
-    raise DataError(f"roll cache {path} is damaged ({reason}); delete it or run with --save_mode=True")

@@ -8,6 +8,11 @@ Nothing in an archive runs: members are unpickled by `safe_pickle` into
 plain data. A member that is hostile or not an (audio, labels) pair, or a
 damaged zip, raises DataError naming the file and member; a recording whose
 labels hold unusable values raises BadRecording, which the caller skips.
+A CSV release's label files are read in chunks under row and line limits,
+its metadata only when a filter asks (read_metadata); folders are walked
+without recursion to MAX_FOLDER_DEPTH, and links leading outside the data
+folder are skipped with a warning. Paths in messages go through
+files.printable.
 """
 import csv
 import itertools
@@ -18,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from files import DataError, check_readable_file
+from files import DataError, check_readable_file, printable
 from midi_io import midi_to_notes
 from rolls import NOTE_DTYPE, BadRecording, check_notes
 from safe_pickle import UnsafePickle, load_entry
@@ -40,19 +45,20 @@ KIND_NAMES = {"npz": "MusicNet npz archive", "csv": "MusicNet CSV release", "mid
 class Source(NamedTuple):
     """What data_path names, once looked at: kind ('npz', 'csv' or 'midi'), root path, recordings
     {id: member id, label CSV or MIDI file}, the ids the source itself holds out for testing (a CSV
-    release's test_labels/), metadata {id: {'composer': ..., 'ensemble': ...}} ({} if none), other
+    release's test_labels/), the metadata file beside it (None if none; read_metadata reads it), other
     names split files may use for an id {alias: id}, and files [[path, size, mtime_ns]] for the cache key."""
     kind: str
     path: str
     recordings: dict
     test_ids: tuple
-    metadata: dict
+    metadata_path: str | None
     aliases: dict
     files: list
 
 
 def open_source(path):
-    """data_path → Source, detected from what it names; DataError for anything else."""
+    """data_path → Source, detected from what it names; DataError for anything else. Files skipped in a
+    folder (links leading outside it, folders nested too deep) are counted in one warning line each."""
     if os.path.isdir(path):
         root = _csv_release_root(path)
         return _open_csv_release(root) if root else _open_midi_folder(path)
@@ -61,20 +67,21 @@ def open_source(path):
         magic = file.read(4)
     if magic in (b"PK\x03\x04", b"PK\x05\x06"):
         metadata_path = os.path.join(os.path.dirname(os.path.abspath(path)), METADATA_FILE)
-        metadata = read_metadata(metadata_path) if os.path.isfile(metadata_path) else {}
+        metadata_path = metadata_path if os.path.isfile(metadata_path) else None
         ids = archive_ids(path)
-        return Source("npz", path, {song_id: song_id for song_id in ids}, (), metadata, {}, _stat_files([path]))
+        return Source("npz", path, {song_id: song_id for song_id in ids}, (), metadata_path, {}, _stat_files([path]))
     if magic == b"MThd" or path.lower().endswith(MIDI_SUFFIXES):
         song_id = os.path.splitext(os.path.basename(path))[0]
-        return Source("midi", path, {song_id: path}, (), {}, {}, _stat_files([path]))
-    raise DataError(f"{path} is neither a MusicNet npz archive, a MIDI file, a MIDI folder nor a MusicNet CSV release")
+        return Source("midi", path, {song_id: path}, (), None, {}, _stat_files([path]))
+    raise DataError(f"{printable(path)} is neither a MusicNet npz archive, a MIDI file, a MIDI folder nor a MusicNet CSV release")
 
 
 def describe(source):
-    """One line saying what was found: '330 recordings in a MusicNet CSV release (10 in test_labels/)'."""
+    """One line saying what was found, e.g. '330 recordings in MusicNet CSV release data (10 in test_labels/);
+    with musicnet_metadata.csv'."""
     extra = f" ({len(source.test_ids)} in test_labels/)" if source.test_ids else ""
-    extra += f"; metadata for {len(source.metadata)}" if source.metadata else ""
-    return f"{len(source.recordings)} recordings in {KIND_NAMES[source.kind]} {source.path}{extra}"
+    extra += f"; with {METADATA_FILE}" if source.metadata_path else ""
+    return f"{len(source.recordings)} recordings in {KIND_NAMES[source.kind]} {printable(source.path)}{extra}"
 
 
 def source_fingerprint(source):
@@ -91,14 +98,59 @@ def _stat_files(paths):
     return listing
 
 
-def _walk_files(folder, suffixes):
-    """Regular files under folder (recursively, links not followed) whose names end in suffixes, sorted."""
-    found = []
-    for directory, subfolders, names in os.walk(folder):
-        subfolders.sort()
-        found += [os.path.join(directory, name) for name in sorted(names)
-                  if name.lower().endswith(suffixes) and os.path.isfile(os.path.join(directory, name))]
+MAX_FOLDER_DEPTH = 32  # folders deeper than this under a data folder are skipped: MusicNet's MIDI files are 1 deep
+
+
+def _inside(path, folder):
+    """Whether path, its links resolved, lies in the (resolved) folder."""
+    real = os.path.realpath(path)
+    return os.path.commonpath([real, folder]) == folder
+
+
+def _walk_files(top, suffixes, folder, skipped):
+    """Regular files under top whose names end in suffixes, in os.walk's order (sorted, each folder's files before
+    its subfolders), without recursion. Skipped and counted in skipped {reason: [count, first path]}: links
+    leading outside the resolved folder, links to folders (not followed, as os.walk does), folders deeper than
+    MAX_FOLDER_DEPTH and folders that cannot be listed."""
+    if not _inside(top, folder):
+        _skip(skipped, "symbolic links leading outside it", top)
+        return []
+    found, pending = [], [(top, 0)]
+    while pending:
+        directory, depth = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError:
+            _skip(skipped, "folders that cannot be listed", directory)
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.is_symlink() and not _inside(entry.path, folder):
+                _skip(skipped, "symbolic links leading outside it", entry.path)
+            elif entry.is_dir(follow_symlinks=False):
+                subfolders.append(entry.path)
+            elif entry.is_dir():
+                _skip(skipped, "symbolic links to folders, not followed", entry.path)
+            elif entry.name.lower().endswith(suffixes) and entry.is_file():
+                found.append(entry.path)
+        if subfolders and depth >= MAX_FOLDER_DEPTH:
+            _skip(skipped, f"folders more than {MAX_FOLDER_DEPTH} levels deep", subfolders[0], len(subfolders))
+            continue
+        pending += [(subfolder, depth + 1) for subfolder in reversed(subfolders)]
     return found
+
+
+def _skip(skipped, reason, path, count=1):
+    """Count one more skipped path (or count of them) under reason, keeping the first."""
+    skipped.setdefault(reason, [0, path])[0] += count
+
+
+def _warn_skipped(skipped, folder):
+    """One warning line for each reason entries of folder were skipped: how many, and the first."""
+    for reason, (count, first) in skipped.items():
+        print(f"warning: skipped {count} of the entries in {printable(folder)}: {reason} "
+              f"(the first: {printable(os.path.relpath(first, folder))})")
 
 
 def _csv_release_root(path):
@@ -111,46 +163,76 @@ def _csv_release_root(path):
 
 def _open_csv_release(root):
     """A CSV release folder → Source: <id>.csv under train_labels/ and test_labels/, metadata beside or above."""
-    recordings, test_ids = {}, []
+    recordings, test_ids, skipped, inside = {}, [], {}, os.path.realpath(root)
     for part in ("train_labels", "test_labels"):
-        for path in _walk_files(os.path.join(root, part), (".csv",)):
+        top = os.path.join(root, part)
+        for path in _walk_files(top, (".csv",), inside, skipped) if os.path.isdir(top) else ():
             song_id = os.path.splitext(os.path.basename(path))[0]
             if song_id in recordings:
-                raise DataError(f"{root}: recording {song_id} has label files in both train_labels/ and test_labels/")
+                raise DataError(f"{printable(root)}: recording {printable(song_id)} has two label files: "
+                                f"{printable(os.path.relpath(recordings[song_id], root))} and "
+                                f"{printable(os.path.relpath(path, root))}")
             recordings[song_id] = path
             if part == "test_labels":
                 test_ids.append(song_id)
+    _warn_skipped(skipped, root)
     metadata_paths = [os.path.join(folder, METADATA_FILE) for folder in (root, os.path.dirname(root), os.path.dirname(os.path.dirname(root)))]
     metadata_path = next((path for path in metadata_paths if os.path.isfile(path)), None)
-    metadata = read_metadata(metadata_path) if metadata_path else {}
     files = _stat_files(list(recordings.values()) + ([metadata_path] if metadata_path else []))
-    return Source("csv", root, recordings, tuple(sorted(test_ids)), metadata, {}, files)
+    return Source("csv", root, recordings, tuple(sorted(test_ids)), metadata_path, {}, files)
 
 
 def _open_midi_folder(folder):
-    """A folder searched recursively for .mid/.midi files → Source; ids are stems, or relative paths where stems repeat."""
-    paths = _walk_files(folder, MIDI_SUFFIXES)
+    """A folder searched for .mid/.midi files → Source; ids are stems, or relative paths where stems repeat."""
+    skipped = {}
+    paths = _walk_files(folder, MIDI_SUFFIXES, os.path.realpath(folder), skipped)
+    _warn_skipped(skipped, folder)
     if not paths:
-        raise DataError(f"{folder} holds no .mid or .midi files and is not a MusicNet CSV release (train_labels/, test_labels/)")
+        raise DataError(f"{printable(folder)} holds no .mid or .midi files and is not a MusicNet CSV release (train_labels/, test_labels/)")
     relative = [os.path.splitext(os.path.relpath(path, folder))[0].replace(os.sep, "/") for path in paths]
     stems = [name.rsplit("/", 1)[-1] for name in relative]
     counts = Counter(stems)
     ids = [stem if counts[stem] == 1 else name for stem, name in zip(stems, relative)]
     aliases = {name: song_id for name, song_id in zip(relative, ids) if name != song_id}
-    return Source("midi", folder, dict(zip(ids, paths)), (), {}, aliases, _stat_files(paths))
+    return Source("midi", folder, dict(zip(ids, paths)), (), None, aliases, _stat_files(paths))
 
 
-def read_metadata(path):
-    """musicnet_metadata.csv → {id: {column: text}} (composer, ensemble, composition, ...); DataError if unreadable."""
+MAX_METADATA_MB = 2.0  # largest metadata CSV read: MusicNet's is about 0.05 MB
+METADATA_COLUMNS = ("id", "composer", "ensemble")
+
+
+def read_metadata(source):
+    """A source's metadata CSV → {id: {column: text}} (composer, ensemble, composition, ...); {} if it has none.
+    Read only when asked (a filter needs it); DataError naming the file, line and problem if it cannot be used."""
+    path = source.metadata_path
+    if path is None:
+        return {}
+    info = check_readable_file(path, "metadata file")
+    if info.st_size > MAX_METADATA_MB * 1e6:
+        raise DataError(f"metadata file {printable(path)} is {info.st_size / 1e6:.1f} MB, over the "
+                        f"{MAX_METADATA_MB:g} MB limit (MusicNet's is about 0.05 MB)")
     try:
-        check_readable_file(path, "metadata file")
-        with open(path, newline="", encoding="utf-8", errors="replace") as file:
-            rows = list(csv.DictReader(file))
-    except (OSError, csv.Error) as err:
-        raise DataError(f"metadata file {path} cannot be read ({type(err).__name__})") from None
-    if rows and not {"id", "composer", "ensemble"} <= set(rows[0]):
-        raise DataError(f"metadata file {path} lacks the columns id, composer and ensemble")
-    return {row["id"].strip(): {key: (value or "").strip() for key, value in row.items() if key} for row in rows if row.get("id")}
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as file:
+            reader = csv.reader(file)
+            return _metadata_rows(reader, path)
+    except csv.Error as err:
+        raise DataError(f"metadata file {printable(path)} line {reader.line_num}: {err}") from None
+    except OSError as err:
+        raise DataError(f"cannot read metadata file {printable(path)}: {err.strerror or err}") from None
+
+
+def _metadata_rows(reader, path):
+    """A csv.reader over a metadata file → {id: {column: text}}; DataError if its header lacks a needed column."""
+    header = next(reader, [])
+    missing = [column for column in METADATA_COLUMNS if column not in header]
+    if missing:
+        raise DataError(f"metadata file {printable(path)} line 1: the header has no column {', '.join(missing)}")
+    metadata = {}
+    for row in reader:
+        record = {key: row[number].strip() if number < len(row) else "" for number, key in enumerate(header) if key}
+        if record["id"]:
+            metadata[record["id"]] = record
+    return metadata
 
 
 def read_song(source, song_id, max_member_mb=MAX_MEMBER_MB):
@@ -203,7 +285,7 @@ def _open_zip(path):
     try:
         return zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile, ValueError, EOFError) as err:
-        raise DataError(f"{path} is not a readable MusicNet npz archive ({type(err).__name__}: {str(err)[:120]})") from None
+        raise DataError(f"{printable(path)} is not a readable MusicNet npz archive ({type(err).__name__}: {printable(str(err)[:120])})") from None
 
 
 def archive_ids(path):
@@ -213,7 +295,7 @@ def archive_ids(path):
     ids = sorted({name[:-4] for name in names if name.endswith(".npy")})
     odd = [song_id for song_id in ids if not song_id.isprintable() or len(song_id) > 200]
     if odd:
-        raise DataError(f"{path} has a member whose name is not a plain recording id: {ascii(odd[0])[:80]}")
+        raise DataError(f"{printable(path)} has a member whose name is not a plain recording id: '{printable(odd[0][:80])}'")
     return ids
 
 
@@ -222,13 +304,13 @@ def _member_info(archive, path, song_id, max_member_mb):
     try:
         info = archive.getinfo(song_id + ".npy")
     except KeyError:
-        raise DataError(f"{path}: member '{song_id}' is not in the archive") from None
+        raise DataError(f"{printable(path)}: member '{printable(song_id)}' is not in the archive") from None
     if info.flag_bits & 0x1:
-        raise DataError(f"{path}: member '{song_id}' is encrypted")
+        raise DataError(f"{printable(path)}: member '{printable(song_id)}' is encrypted")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
-        raise DataError(f"{path}: member '{song_id}' uses an unsupported compression method ({info.compress_type})")
+        raise DataError(f"{printable(path)}: member '{printable(song_id)}' uses an unsupported compression method ({info.compress_type})")
     if info.file_size > max_member_mb * 1e6:
-        raise DataError(f"{path}: member '{song_id}' is {info.file_size / 1e6:.0f} MB uncompressed, over the "
+        raise DataError(f"{printable(path)}: member '{printable(song_id)}' is {info.file_size / 1e6:.0f} MB uncompressed, over the "
                         f"{max_member_mb:g} MB limit (raise --max_member_mb if the file is genuine)")
     return info
 
@@ -260,7 +342,7 @@ def load_member(archive, path, song_id, max_member_mb=MAX_MEMBER_MB, keep_audio=
             while member.read(1 << 20):  # to the end: zipfile checks the CRC only there
                 pass
     except UnsafePickle as err:
-        raise DataError(f"{path}: member '{song_id}' cannot be read safely: {err}") from None
+        raise DataError(f"{printable(path)}: member '{printable(song_id)}' cannot be read safely: {printable(str(err))}") from None
     except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, MemoryError) as err:
         raise _damaged(path, song_id, err) from None
     return audio, labels
@@ -268,7 +350,7 @@ def load_member(archive, path, song_id, max_member_mb=MAX_MEMBER_MB, keep_audio=
 
 def _damaged(path, song_id, err):
     """The DataError for a member whose zip data cannot be read."""
-    return DataError(f"{path}: member '{song_id}' is damaged ({type(err).__name__}: {str(err)[:120]})")
+    return DataError(f"{printable(path)}: member '{printable(song_id)}' is damaged ({type(err).__name__}: {printable(str(err)[:120])})")
 
 
 def read_member(path, song_id, max_member_mb=MAX_MEMBER_MB):
@@ -412,14 +494,17 @@ def notes_from_labels(labels):
 
 CSV_COLUMNS = ("start_time", "end_time", "instrument", "note", "start_beat", "end_beat", "note_value")
 MAX_CSV_MB = 200.0  # largest label CSV read: MusicNet's biggest is about 3 MB
+MAX_CSV_ROWS = 1_000_000  # most notes in one label CSV: MusicNet's biggest has under 100,000
+MAX_CSV_LINE = 1000  # longest line of a label CSV, in characters: MusicNet's are under 60
+CSV_CHUNK_ROWS = 1 << 16  # rows parsed into number columns at a time: memory stays a few tens of MB
 
 
-def _csv_numbers(texts, column):
+def _csv_numbers(texts, column, first_line):
     """Column of CSV texts → float array, or BadRecording naming the first line that is not a number."""
     try:
         return np.array(texts, dtype=float)
     except ValueError:
-        for number, text in enumerate(texts, start=2):
+        for number, text in enumerate(texts, start=first_line):
             try:
                 float(text)
             except ValueError:
@@ -427,35 +512,78 @@ def _csv_numbers(texts, column):
         raise
 
 
+def _csv_lines(file):
+    """A label CSV's lines, each checked to hold one whole row: at most MAX_CSV_LINE characters, no line break
+    inside quotes, and no more than MAX_CSV_ROWS rows after the header; BadRecording naming the line if not."""
+    for number, line in enumerate(iter(lambda: file.readline(MAX_CSV_LINE + 1), ""), start=1):
+        if len(line) > MAX_CSV_LINE:
+            raise BadRecording(f"line {number} is longer than {MAX_CSV_LINE} characters")
+        if line.count('"') % 2:
+            raise BadRecording(f"line {number}: a quoted field runs past the end of the line")
+        if number > MAX_CSV_ROWS + 1:
+            raise BadRecording(f"more than {MAX_CSV_ROWS} rows, over the limit for a label file")
+        yield line
+
+
+def _csv_chunks(rows):
+    """csv rows after the header → lists of at most CSV_CHUNK_ROWS rows, each checked to have the seven fields."""
+    chunk = []
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(CSV_COLUMNS):
+            raise BadRecording(f"line {number} does not have the {len(CSV_COLUMNS)} fields " + ",".join(CSV_COLUMNS))
+        chunk.append(row)
+        if len(chunk) == CSV_CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _csv_notes(rows, first_line):
+    """Rows of a label CSV (first_line: the first one's line number) → NOTE_DTYPE notes, unchecked."""
+    columns = list(zip(*rows))
+    notes = np.zeros(len(rows), dtype=NOTE_DTYPE)
+    notes["measure"] = notes["beat"] = np.nan
+    for field, column in (("start", 0), ("end", 1), ("instrument", 2), ("note", 3), ("start_beat", 4), ("beats", 5)):
+        values = _csv_numbers(columns[column], CSV_COLUMNS[column], first_line)
+        if NOTE_DTYPE[field].kind == "i":
+            fractional = np.isfinite(values) & (values != np.round(values))
+            if fractional.any():
+                raise BadRecording(f"line {int(np.argmax(fractional)) + first_line}: {CSV_COLUMNS[column]} is not a whole number")
+            values = np.where(np.abs(values) < 2 ** 15, values, -1)  # out of range: check_notes says so
+        notes[field] = values
+    notes["quarters"] = _quarters(columns[6])
+    return notes
+
+
+def _read_csv_rows(file):
+    """An open label CSV → NOTE_DTYPE notes, read CSV_CHUNK_ROWS rows at a time; BadRecording naming the line."""
+    reader = csv.reader(_csv_lines(file))
+    try:
+        header = next(reader, None)
+        if header is None or [name.strip() for name in header] != list(CSV_COLUMNS):
+            raise BadRecording("does not start with the header " + ",".join(CSV_COLUMNS))
+        parts, line = [], 2
+        for rows in _csv_chunks(reader):
+            parts.append(_csv_notes(rows, line))
+            line += len(rows)
+    except csv.Error as err:
+        raise BadRecording(f"line {reader.line_num}: {err}") from None
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=NOTE_DTYPE)
+
+
 def read_csv_labels(path, max_mb=MAX_CSV_MB):
-    """One MusicNet CSV label file → checked NOTE_DTYPE array (end_beat is a duration); BadRecording if unusable."""
+    """One MusicNet CSV label file → checked NOTE_DTYPE array (end_beat is a duration); BadRecording if unusable.
+    A byte-order mark, CRLF line ends and quoted fields are read as spreadsheet programs write them."""
     try:
         info = check_readable_file(path, "label file")
         if info.st_size > max_mb * 1e6:
             raise BadRecording(f"{info.st_size / 1e6:.0f} MB, over the {max_mb:g} MB limit for a label file")
-        with open(path, newline="", encoding="utf-8", errors="replace") as file:
-            rows = list(csv.reader(file))
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as file:
+            notes = _read_csv_rows(file)
     except DataError as err:
         raise BadRecording(str(err)) from None
-    except (OSError, csv.Error) as err:
+    except OSError as err:
         raise BadRecording(f"cannot be read ({type(err).__name__}: {str(err)[:80]})") from None
-    if not rows or [name.strip() for name in rows[0]] != list(CSV_COLUMNS):
-        raise BadRecording("does not start with the header " + ",".join(CSV_COLUMNS))
-    body = rows[1:]
-    short = next((number for number, row in enumerate(body, start=2) if len(row) != len(CSV_COLUMNS)), None)
-    if short is not None:
-        raise BadRecording(f"line {short} does not have the {len(CSV_COLUMNS)} fields " + ",".join(CSV_COLUMNS))
-    columns = list(zip(*body)) if body else [()] * len(CSV_COLUMNS)
-    notes = np.zeros(len(body), dtype=NOTE_DTYPE)
-    notes["measure"] = notes["beat"] = np.nan
-    for field, column in (("start", 0), ("end", 1), ("instrument", 2), ("note", 3), ("start_beat", 4), ("beats", 5)):
-        values = _csv_numbers(columns[column], CSV_COLUMNS[column])
-        if NOTE_DTYPE[field].kind == "i":
-            fractional = np.isfinite(values) & (values != np.round(values))
-            if fractional.any():
-                raise BadRecording(f"line {int(np.argmax(fractional)) + 2}: {CSV_COLUMNS[column]} is not a whole number")
-            values = np.where(np.abs(values) < 2 ** 15, values, -1)  # out of range: check_notes says so
-        notes[field] = values
-    notes["quarters"] = [quarters_from_name(name) for name in columns[6]]
     check_notes(notes)
     return notes[np.lexsort((notes["note"], notes["start"]))]

@@ -1,87 +1,99 @@
-"""Training: random windows of the rolls, the fit loop with whole-song validation, and stopping and resuming.
+"""Training: random windows of the rolls, the fit loop with whole-song validation and its stopping, and held-out scores.
 
     history, minutes = train(model, train_rolls, valid_rolls, settings)
+    metrics = evaluate(model, parts)
 
 Keeps the best weights in output_dir/best.keras (written atomically). Ends at
 `epochs`, on `patience`, past `max_minutes`, when the loss stops being
 finite, or on Ctrl-C / SIGTERM, which saves resume.keras and resume.json
-so that `--resume=True` continues the run. Keras (and so TensorFlow) is
-imported inside the functions that need it: importing this module is cheap.
+(resume.py) so that `--resume=True` continues the run; the log says which.
+load_resume_model reads resume.keras back, once it holds the model these
+settings build.
 """
-import contextlib
-import hashlib
 import math
 import os
 import signal
 import sys
-import threading
 import time
 import zipfile
 
+import keras
 import numpy as np
 
 import distribute
+from files import DataError, atomic_path, printable
+from model import MusicLSTM, SongScorer, frame_nll
+from resume import (CALLBACK_STATES, Interrupted, check_resume_model, save_resume_checkpoint, signal_handler,
+                    stop_at_once)
 from rolls import pitch_class_fold
-from files import DataError, atomic_path, check_readable_file, read_json, write_json
+
+MONITOR = {"monitor": "val_frame_nll", "mode": "min"}  # what the plateau and patience callbacks watch
 
 
-def make_window_dataset(train_rolls, settings, rows=slice(None)):
-    """A Keras PyDataset of random training windows; built here so keras loads only when training.
-    rows: the part of each batch of batch_size windows to yield (each of several processes feeds its own)."""
-    import keras
+class TrainingError(Exception):
+    """Training gave no usable weights (the loss diverged before any good epoch); the message is for the user."""
 
-    class WindowDataset(keras.utils.PyDataset):
-        """Random windows of seq_len + 1 frames from the training rolls, drawn afresh each epoch.
 
-        Batch `index` of epoch `self.epoch` (set by train() as each epoch
-        begins) depends only on (seed, epoch, index), so a resumed run draws
-        the windows the uninterrupted run would have drawn.
+# ------------------------------------------------------------------ training windows
 
-        Yields (windows, targets, weights): (batch, width, keys) float32,
-        (batch, width - 1, keys) float32 and (batch, width - 1) float32, where
-        width = seq_len + 1 (less if every song is shorter) and a weight of 0
-        marks padding after a song shorter than a window. With pitch_profile
-        the windows come as (windows, heard): heard is (batch, 12) float32, the
-        notes per pitch class of the song before each window (transposed with
-        it), so a window starts from the profile of everything before it, as
-        whole-song scoring and composing do. An epoch holds about as many
-        target frames as the training rolls.
-        """
+class WindowDataset(keras.utils.PyDataset):
+    """Random windows of seq_len + 1 frames from the training rolls, drawn afresh each epoch.
 
-        def __init__(self):
-            super().__init__()
-            self.rolls = train_rolls
-            self.lengths = np.array([len(roll) for roll in train_rolls])
-            self.width = min(settings["seq_len"] + 1, self.lengths.max())  # one shape: traced once
-            spans = np.minimum(self.lengths, self.width) - 1               # targets per window of each song
-            self.odds = (self.lengths - 1) / spans                         # every frame equally likely to be seen
-            self.odds /= self.odds.sum()
-            targets_per_batch = settings["batch_size"] * (self.odds * spans).sum()
-            self.batches = max(1, round((self.lengths - 1).sum() / targets_per_batch))
-            self.epoch = 0
-            self.heard_before = heard_before_each_frame(train_rolls) if settings["pitch_profile"] else None
+    Batch `index` of epoch `self.epoch` (set by train() as each epoch
+    begins) depends only on (seed, epoch, index), so a resumed run draws
+    the windows the uninterrupted run would have drawn.
 
-        def __len__(self):
-            return self.batches
+    Yields (windows, targets, weights): (batch, width, keys) float32,
+    (batch, width - 1, keys) float32 and (batch, width - 1) float32, where
+    width = seq_len + 1 (less if every song is shorter) and a weight of 0
+    marks padding after a song shorter than a window. With pitch_profile
+    the windows come as (windows, heard): heard is (batch, 12) float32, the
+    notes per pitch class of the song before each window (transposed with
+    it), so a window starts from the profile of everything before it, as
+    whole-song scoring and composing do. An epoch holds about as many
+    target frames as the training rolls. rows: the part of each batch of
+    batch_size windows to yield (each of several processes feeds its own).
+    """
 
-        def __getitem__(self, index):
-            rng = np.random.default_rng([settings["seed"], self.epoch, index])
-            keys = self.rolls[0].shape[1]
-            windows = np.zeros((settings["batch_size"], self.width, keys), np.float32)
-            weights = np.zeros((settings["batch_size"], self.width - 1), np.float32)
-            heard = np.zeros((settings["batch_size"], 12), np.float32)
-            for row, song in enumerate(rng.choice(len(self.rolls), settings["batch_size"], p=self.odds)):
-                start = rng.integers(0, self.lengths[song] - min(self.lengths[song], self.width) + 1)
-                piece = self.rolls[song][start:start + self.width]
-                shift = transposition(piece, rng, settings["transpose_range"])
-                windows[row, :len(piece)] = np.roll(piece, shift, axis=1)
-                weights[row, :len(piece) - 1] = 1.0
-                if self.heard_before is not None:
-                    heard[row] = np.roll(self.heard_before[song][start], shift)
-            inputs = (windows[rows], heard[rows]) if self.heard_before is not None else windows[rows]
-            return inputs, windows[rows, 1:], weights[rows]
+    def __init__(self, train_rolls, settings, rows=slice(None)):
+        super().__init__()
+        self.rolls, self.rows = train_rolls, rows
+        self.seed, self.batch_size = settings["seed"], settings["batch_size"]
+        self.semitones = settings["transpose_range"]
+        self.lengths = np.array([len(roll) for roll in train_rolls])
+        self.width = min(settings["seq_len"] + 1, self.lengths.max())  # one shape: traced once
+        spans = np.minimum(self.lengths, self.width) - 1               # targets per window of each song
+        self.odds = (self.lengths - 1) / spans                         # every frame equally likely to be seen
+        self.odds /= self.odds.sum()
+        targets_per_batch = self.batch_size * (self.odds * spans).sum()
+        self.batches = max(1, round((self.lengths - 1).sum() / targets_per_batch))
+        self.epoch = 0
+        self.heard_before = heard_before_each_frame(train_rolls) if settings["pitch_profile"] else None
 
-    return WindowDataset()
+    def __len__(self):
+        return self.batches
+
+    def __getitem__(self, index):
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        keys, rows = self.rolls[0].shape[1], self.rows
+        windows = np.zeros((self.batch_size, self.width, keys), np.float32)
+        weights = np.zeros((self.batch_size, self.width - 1), np.float32)
+        heard = np.zeros((self.batch_size, 12), np.float32)
+        for row, song in enumerate(rng.choice(len(self.rolls), self.batch_size, p=self.odds)):
+            start = rng.integers(0, self.lengths[song] - min(self.lengths[song], self.width) + 1)
+            piece = self.rolls[song][start:start + self.width]
+            shift = transposition(piece, rng, self.semitones)
+            windows[row, :len(piece)] = np.roll(piece, shift, axis=1)
+            weights[row, :len(piece) - 1] = 1.0
+            if self.heard_before is not None:
+                heard[row] = np.roll(self.heard_before[song][start], shift)
+        inputs = (windows[rows], heard[rows]) if self.heard_before is not None else windows[rows]
+        return inputs, windows[rows, 1:], weights[rows]
+
+
+def make_window_dataset(train_rolls, settings):
+    """The WindowDataset of the rows of each batch that this process feeds (every row when it is the only process)."""
+    return WindowDataset(train_rolls, settings, distribute.local_rows(settings["batch_size"]))
 
 
 def heard_before_each_frame(songs):
@@ -98,19 +110,30 @@ def transposition(piece, rng, semitones):
     return int(rng.integers(max(-semitones, -active[0]), min(semitones, piece.shape[1] - 1 - active[-1]) + 1))
 
 
+# ------------------------------------------------------------------ the model and its scores
+
 def build_model(settings, num_keys, max_notes=None):
     """The MusicLSTM these settings describe, compiled with Adam and the frame NLL loss.
 
     max_notes: the most keys on in any frame the model will score (None: any number), which the NADE head's
     training step costs in proportion to."""
-    import keras
-    from model import MusicLSTM, frame_nll
-    model = MusicLSTM(num_keys=num_keys, units=settings["hidden_size"], layers=settings["num_layers"],
-                      dropout=settings["dropout"], head=settings["head"], head_units=settings["head_size"],
-                      max_notes=max_notes, pitch_profile=settings["pitch_profile"])
-    ema = {"use_ema": True, "ema_momentum": settings["ema"]} if settings.get("ema") else {}
-    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"], clipnorm=1.0, **ema), loss=frame_nll)
+    model = MusicLSTM(**model_config(settings, num_keys, max_notes))
+    model.compile(optimizer=make_optimizer(settings), loss=frame_nll)
     return model
+
+
+def model_config(settings, num_keys, max_notes):
+    """The MusicLSTM arguments these settings describe (the architecture its get_config reports)."""
+    return {"num_keys": num_keys, "units": settings["hidden_size"], "layers": settings["num_layers"],
+            "dropout": settings["dropout"], "head": settings["head"], "head_units": settings["head_size"],
+            "max_notes": max_notes, "pitch_profile": settings["pitch_profile"]}
+
+
+def make_optimizer(settings, **options):
+    """Adam at the settings' learning rate, gradients clipped to norm 1, with the EMA of the weights if ema > 0;
+    options: more of Adam's arguments."""
+    ema = {"use_ema": True, "ema_momentum": settings["ema"]} if settings.get("ema") else {}
+    return keras.optimizers.Adam(settings["learning_rate"], clipnorm=1.0, **ema, **options)
 
 
 def mean_frame_nll(scorer, song_rolls):
@@ -119,91 +142,169 @@ def mean_frame_nll(scorer, song_rolls):
     return nats / max(frames, 1)
 
 
-class TrainingError(Exception):
-    """Training gave no usable weights (the loss diverged before any good epoch); the message is for the user."""
+def bernoulli_nll(train_rolls, rolls):
+    """Independent-Bernoulli baseline (each key's training frequency) → mean NLL per predicted frame, nats."""
+    frames = np.concatenate(train_rolls)
+    p = (frames.sum(axis=0) + 1.0) / (len(frames) + 2.0)
+    targets = np.concatenate([roll[1:] for roll in rolls])
+    return float(-(targets * np.log(p) + (~targets) * np.log1p(-p)).sum() / len(targets))
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs."""
+def evaluate(model, parts):
+    """Frame NLL of the model and of the independent-Bernoulli baseline on the held-out songs → dict."""
+    scorer = SongScorer(model)
+    return {"valid_frame_nll": mean_frame_nll(scorer, parts["valid"]),
+            "test_frame_nll": mean_frame_nll(scorer, parts["test"]),
+            "valid_frame_nll_baseline": bernoulli_nll(parts["train"], parts["valid"]),
+            "test_frame_nll_baseline": bernoulli_nll(parts["train"], parts["test"])}
 
 
-class Interrupted(Exception):
-    """Training stopped by a signal after saving the resume checkpoint; exit_code is 130 (SIGINT) or 143 (SIGTERM)."""
+# ------------------------------------------------------------------ callbacks of the fit loop
 
-    def __init__(self, message, signum):
-        super().__init__(message)
-        self.exit_code = 128 + signum
+class SignalCatcher:
+    """Signal handler that notes the first SIGINT or SIGTERM (`signum`) for Stop; a second one stops at once,
+    unless the resume checkpoint is being written (`saving`)."""
 
+    def __init__(self):
+        self.signum, self.saving = None, False
 
-def stop_at_once(signum, frame):
-    """Signal handler: SIGINT → KeyboardInterrupt, SIGTERM → Terminated."""
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
-@contextlib.contextmanager
-def signal_handler(handler):
-    """While active, SIGINT and SIGTERM call handler(signum, frame); only the main thread can set handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, signal.SIG_DFL if old is None else old)
+    def __call__(self, signum, frame):
+        if self.signum is None:
+            self.signum = signum
+        elif not self.saving:
+            stop_at_once(signum, frame)
 
 
-def file_sha256(path):
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+class Clock:
+    """Minutes trained over all sessions: those of earlier sessions plus this one's so far."""
+
+    def __init__(self, minutes_before):
+        self.before, self.started = minutes_before, time.monotonic()
+
+    def __call__(self):
+        return self.before + (time.monotonic() - self.started) / 60
 
 
-def save_resume_checkpoint(model, progress, output_dir):
-    """Write output_dir/resume.keras (weights and optimizer state), then resume.json (progress and the .keras hash)."""
-    path = os.path.join(output_dir, "resume.keras")
-    with atomic_path(path) as temp, distribute.alone():
-        model.save(temp)
-    write_json(os.path.join(output_dir, "resume.json"), {**progress, "checkpoint_sha256": file_sha256(path)})
+class Progress(keras.callbacks.Callback):
+    """Prints 'Epoch N/epochs' as each epoch begins and, as it ends, the steps actually run (fewer than the epoch
+    holds when training stops inside it), their time and the logs; live: a running count on one line."""
+
+    def __init__(self, epochs, live):
+        super().__init__()
+        self.epochs, self.live = epochs, live
+
+    def on_epoch_begin(self, epoch, logs=None):
+        print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
+        self.steps, self.started = 0, time.monotonic()
+        self.stepped = self.shown = self.started
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps, self.stepped = batch + 1, time.monotonic()
+        if self.live and self.stepped - self.shown > 0.25:
+            print(f"\r{self.steps}/{self.params['steps']} steps, loss {float(logs['loss']):.4f}", end="", flush=True)
+            self.shown = self.stepped
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = self.stepped - self.started
+        figures = ", ".join(f"{name} {float(value):.4g}" for name, value in logs.items())
+        print(f"{chr(13) if self.live else ''}epoch {epoch + 1}: {self.steps}/{self.params['steps']} steps, "
+              f"{seconds:.1f} s, {1000 * seconds / max(self.steps, 1):.0f} ms/step, {figures}; "
+              f"validation {time.monotonic() - self.stepped:.1f} s", flush=True)
 
 
-def remove_resume_checkpoint(output_dir):
-    """Delete resume.json, then resume.keras, if present (json first: without it the .keras is never used)."""
-    for name in ("resume.json", "resume.keras"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(output_dir, name))
+class ValidationNLL(keras.callbacks.Callback):
+    """Adds val_frame_nll (whole held-out songs, scored on process 0) to each epoch's logs."""
+
+    def __init__(self, valid_rolls):
+        super().__init__()
+        self.valid_rolls = valid_rolls
+
+    def on_train_begin(self, logs=None):
+        self.scorer = SongScorer(self.model)  # compiled once, reused every epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_frame_nll"] = distribute.from_process_0(lambda: mean_frame_nll(self.scorer, self.valid_rolls))
 
 
-def progress_logger(epochs, live):
-    """A Keras callback that prints 'Epoch N/epochs' as each epoch begins and, as it ends, the steps actually run
-    (fewer than the epoch holds when training stops inside it), their time and the logs; live: a running count."""
-    import keras
+class Stop(keras.callbacks.Callback):
+    """Ends training after a batch that brought a signal (caught: a SignalCatcher), a non-finite loss or the end of
+    the time budget (minutes: a Clock past max_minutes); reason: None, "time", "loss" or "signal"."""
 
-    class Progress(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-            self.steps, self.started = 0, time.monotonic()
-            self.stepped = self.shown = self.started
+    def __init__(self, caught, minutes, max_minutes):
+        super().__init__()
+        self.caught, self.minutes, self.max_minutes = caught, minutes, max_minutes
 
-        def on_train_batch_end(self, batch, logs=None):
-            self.steps, self.stepped = batch + 1, time.monotonic()
-            if live and self.stepped - self.shown > 0.25:
-                print(f"\r{self.steps}/{self.params['steps']} steps, loss {float(logs['loss']):.4f}", end="", flush=True)
-                self.shown = self.stepped
+    def on_train_begin(self, logs=None):
+        self.reason, self.loss = None, None
 
-        def on_epoch_end(self, epoch, logs=None):
-            seconds = self.stepped - self.started
-            figures = ", ".join(f"{name} {float(value):.4g}" for name, value in logs.items())
-            print(f"{chr(13) if live else ''}epoch {epoch + 1}: {self.steps}/{self.params['steps']} steps, "
-                  f"{seconds:.1f} s, {1000 * seconds / max(self.steps, 1):.0f} ms/step, {figures}; "
-                  f"validation {time.monotonic() - self.stepped:.1f} s", flush=True)
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float(logs["loss"])
+        if self.reason is None:
+            self.reason = distribute.agree("signal" if self.caught.signum else "loss" if not math.isfinite(loss)
+                                           else "time" if self.minutes() > self.max_minutes else None,
+                                           (None, "time", "loss", "signal"))  # every process stops together
+            self.loss = loss
+            if self.reason == "signal" and not self.caught.signum:  # another process was signalled
+                self.caught.signum = signal.SIGTERM
+        if self.reason is not None:
+            self.model.stop_training = True
 
-    return Progress()
+    on_epoch_end = on_train_batch_end  # a signal during validation stops before the next epoch
 
+
+class Resumable:
+    """Mixin: a callback whose STATE attributes are saved at an interruption and set again on resuming.
+    saved_states: the callbacks' states in resume.json, by class name ({} for a fresh run)."""
+    STATE = ()
+
+    def __init__(self, saved_states, **kwargs):
+        super().__init__(**kwargs)
+        self.saved_state = saved_states.get(type(self).__name__, {})
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)  # the callback's own reset, then the saved state over it
+        for name in self.STATE:
+            if name in self.saved_state:
+                setattr(self, name, self.saved_state[name])
+
+    def state(self):
+        values = {name: getattr(self, name) for name in self.STATE}
+        return {name: value if value is None or isinstance(value, int) else float(value)
+                for name, value in values.items()}
+
+
+class Plateau(Resumable, keras.callbacks.ReduceLROnPlateau):
+    """Halves the learning rate when val_frame_nll stops improving."""
+    STATE = CALLBACK_STATES["Plateau"]
+
+
+class Patience(Resumable, keras.callbacks.EarlyStopping):
+    """Ends training after `patience` epochs without a better val_frame_nll (stopped_epoch > 0 once it has)."""
+    STATE = CALLBACK_STATES["Patience"]
+
+
+class BestCheckpoint(Resumable, keras.callbacks.Callback):
+    """Saves the model to path (atomically, when writes) at each new finite low of val_frame_nll."""
+    STATE = CALLBACK_STATES["BestCheckpoint"]
+
+    def __init__(self, saved_states, path, writes):
+        super().__init__(saved_states)
+        self.path, self.writes = path, writes
+
+    def on_train_begin(self, logs=None):
+        self.best, self.best_epoch = None, None
+        super().on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = logs["val_frame_nll"]
+        if math.isfinite(value) and (self.best is None or value < self.best):
+            self.best, self.best_epoch = value, epoch
+            if self.writes:
+                with atomic_path(self.path) as temp, distribute.alone():
+                    self.model.save(temp)
+
+
+# ------------------------------------------------------------------ the fit loop
 
 def train(model, train_rolls, valid_rolls, settings, resumed=None):
     """Fit the model on random windows; validate on whole songs each epoch; keep the best weights.
@@ -217,189 +318,110 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
     - SIGINT or SIGTERM arrived: the epoch ends there (validated and counted),
       resume.keras and resume.json are saved in output_dir and Interrupted is
       raised; a second signal before the saving stops at once, without a checkpoint.
-    resumed: the progress saved in resume.json, to continue from there.
+    Prints one line saying why training stopped. resumed: the progress saved in resume.json, to continue from there.
     """
-    import keras
     resumed = resumed or {"epoch": 0, "minutes": 0.0, "history": {}, "callbacks": {}}
     checkpoint = os.path.join(settings["output_dir"], "best.keras")
-    windows = make_window_dataset(train_rolls, settings, distribute.local_rows(settings["batch_size"]))
+    windows = make_window_dataset(train_rolls, settings)
     writes = distribute.process_count_and_index()[1] == 0  # process 0 validates and writes; the others follow it
-    caught = {"signal": None, "saving": False}
-    started = time.monotonic()
-
-    def note_signal(signum, frame):
-        if caught["signal"] is None:
-            caught["signal"] = signum
-        elif not caught["saving"]:  # a second signal stops at once, unless the checkpoint is being written
-            stop_at_once(signum, frame)
-
-    def minutes():
-        return resumed["minutes"] + (time.monotonic() - started) / 60
-
-    class ValidationNLL(keras.callbacks.Callback):
-        """Adds val_frame_nll (whole held-out songs) to each epoch's logs."""
-
-        def on_train_begin(self, logs=None):
-            from model import SongScorer
-            self.scorer = SongScorer(self.model)  # compiled once, reused every epoch
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs["val_frame_nll"] = distribute.from_process_0(lambda: mean_frame_nll(self.scorer, valid_rolls))
-
-    class Stop(keras.callbacks.Callback):
-        """Ends training after a batch that brought a signal, a non-finite loss or the end of the time budget."""
-
-        def on_train_begin(self, logs=None):
-            self.reason, self.loss = None, None
-
-        def on_train_batch_end(self, batch, logs=None):
-            loss = float(logs["loss"])
-            if self.reason is None:
-                self.reason = distribute.agree("signal" if caught["signal"] else "loss" if not math.isfinite(loss)
-                                               else "time" if minutes() > settings["max_minutes"] else None,
-                                               (None, "time", "loss", "signal"))  # every process stops together
-                self.loss = loss
-                if self.reason == "signal" and not caught["signal"]:  # another process was signalled
-                    caught["signal"] = signal.SIGTERM
-            if self.reason is not None:
-                self.model.stop_training = True
-
-        on_epoch_end = on_train_batch_end  # a signal during validation stops before the next epoch
-
-    class Resumable:
-        """Mixin: a callback whose STATE attributes are saved at an interruption and set again on resuming."""
-        STATE = ()
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)  # the callback's own reset, then the saved state over it
-            saved = resumed["callbacks"].get(type(self).__name__, {})
-            for name in self.STATE:
-                if name in saved:
-                    setattr(self, name, saved[name])
-
-        def state(self):
-            values = {name: getattr(self, name) for name in self.STATE}
-            return {name: value if value is None or isinstance(value, int) else float(value)
-                    for name, value in values.items()}
-
-    class Plateau(Resumable, keras.callbacks.ReduceLROnPlateau):
-        STATE = ("best", "wait", "cooldown_counter")
-
-    class Patience(Resumable, keras.callbacks.EarlyStopping):
-        STATE = ("best", "wait", "best_epoch")
-
-    class BestCheckpoint(Resumable, keras.callbacks.Callback):
-        """Saves the model to best.keras (atomically) at each new finite low of val_frame_nll."""
-        STATE = ("best", "best_epoch")
-
-        def on_train_begin(self, logs=None):
-            self.best, self.best_epoch = None, None
-            super().on_train_begin(logs)
-
-        def on_epoch_end(self, epoch, logs=None):
-            value = logs["val_frame_nll"]
-            if math.isfinite(value) and (self.best is None or value < self.best):
-                self.best, self.best_epoch = value, epoch
-                if writes:
-                    with atomic_path(checkpoint) as temp, distribute.alone():
-                        self.model.save(temp)
-
-    monitor = {"monitor": "val_frame_nll", "mode": "min"}
-    stop, best = Stop(), BestCheckpoint()
-    resumables = [Plateau(factor=0.5, patience=max(1, settings["patience"] // 2), **monitor),
-                  Patience(patience=settings["patience"], **monitor), best]
+    caught, minutes = SignalCatcher(), Clock(resumed["minutes"])
+    stop = Stop(caught, minutes, settings["max_minutes"])
+    best = BestCheckpoint(resumed["callbacks"], checkpoint, writes)
+    patience = Patience(resumed["callbacks"], patience=settings["patience"], **MONITOR)
+    resumables = [Plateau(resumed["callbacks"], factor=0.5, patience=max(1, settings["patience"] // 2), **MONITOR),
+                  patience, best]
     # with ema, the averaged weights are swapped in at each epoch's end, so validation and best.keras use them
     averaged = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if model.optimizer.use_ema else []
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: setattr(windows, "epoch", epoch)),
-                 *averaged, ValidationNLL(), stop, *resumables]
-    with signal_handler(note_signal):
+                 *averaged, ValidationNLL(valid_rolls), stop, *resumables]
+    with signal_handler(caught):
         fitted = model.fit(windows, epochs=settings["epochs"], initial_epoch=resumed["epoch"], shuffle=False,
-                           callbacks=callbacks + [progress_logger(settings["epochs"], sys.stdout.isatty())],
+                           callbacks=callbacks + [Progress(settings["epochs"], sys.stdout.isatty())],
                            verbose=0).history
         history = {key: resumed["history"].get(key, []) + [float(value) for value in fitted.get(key, [])]
                    for key in {**resumed["history"], **fitted}}
         epoch = len(history.get("loss", []))
         if stop.reason == "signal":
-            caught["saving"] = True
-            for swap in averaged:
-                swap.on_epoch_begin(epoch)  # the training weights back in the model, the average in the optimizer
-            learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-            progress = {"epoch": epoch, "minutes": minutes(), "learning_rate": learning_rate, "history": history,
-                        "callbacks": {type(cb).__name__: cb.state() for cb in resumables}}
+            caught.saving = True
+            progress = interrupted_progress(model, averaged, resumables, history, minutes())
             if writes:
                 save_resume_checkpoint(model, progress, settings["output_dir"])
     if stop.reason == "signal":
-        name = signal.Signals(caught["signal"]).name
         saved = f"({os.path.join(settings['output_dir'], 'resume.keras')} and resume.json)" if writes else "by process 0"
-        raise Interrupted(f"{name}: training stopped in epoch {epoch}; the resume checkpoint is saved {saved}",
-                          caught["signal"])
+        raise Interrupted(f"{signal.Signals(caught.signum).name}: training stopped in epoch {epoch}; "
+                          f"the resume checkpoint is saved {saved}", caught.signum)
     if best.best_epoch is None:
         diverged = f" before the training loss became {stop.loss} in epoch {epoch}" if stop.reason == "loss" else ""
         raise TrainingError(f"no epoch gave a finite validation NLL{diverged}, so no weights are worth keeping; "
                             "try a lower --learning_rate")
     distribute.load_weights(model, checkpoint)
-    if stop.reason == "loss":
-        print(f"training stopped in epoch {epoch}: the training loss became {stop.loss}; going on with the best "
-              f"weights (epoch {best.best_epoch + 1}, validation NLL {best.best:.3f})")
-    if caught["signal"]:  # it came after training had ended for another reason: stop like Ctrl-C elsewhere
-        stop_at_once(caught["signal"], None)
+    print(why_training_stopped(stop, patience, best, epoch, settings))
+    if caught.signum:  # it came after training had ended for another reason: stop like Ctrl-C elsewhere
+        stop_at_once(caught.signum, None)
     if writes:
-        print(f"best model: {checkpoint} (epoch {best.best_epoch + 1})")
+        print(f"best model: {printable(checkpoint)} (epoch {best.best_epoch + 1})")
     return history, minutes()
 
 
-# settings that --resume=True may change; any other must be as the interrupted run had it
-RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "workers", "resume", "epochs",
-                     "distribute", "coordinator_address", "num_processes", "process_id",
-                     "max_minutes", "patience", "primer_frames", "primer_path", "include_primer", "generate_frames",
-                     "temperature", "note_floor", "num_outputs", "bpm", "soundfont")
-RESUME_FIELDS = {"epoch": int, "minutes": (int, float), "learning_rate": (int, float), "history": dict,
-                 "callbacks": dict, "checkpoint_sha256": str}
+def interrupted_progress(model, averaged, resumables, history, minutes):
+    """After a signal: the training weights back in the model (and the EMA average in the optimizer, for averaged:
+    the SwapEMAWeights callbacks) → the progress resume.json keeps, with the resumable callbacks' states."""
+    epoch = len(history.get("loss", []))
+    for swap in averaged:
+        swap.on_epoch_begin(epoch)
+    learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    return {"epoch": epoch, "minutes": minutes, "learning_rate": learning_rate, "history": history,
+            "callbacks": {type(callback).__name__: callback.state() for callback in resumables}}
 
 
-def resume_state(settings, data_fingerprint):
-    """With --resume=True: the progress in output_dir/resume.json, once these settings may continue it; else None.
+def why_training_stopped(stop, patience, best, epoch, settings):
+    """The one line saying why training ended (not by a signal): a non-finite loss, the time budget, patience or
+    the epoch count; epoch: the epochs done over all sessions."""
+    if stop.reason == "loss":
+        return (f"training stopped in epoch {epoch}: the training loss became {stop.loss}; going on with the best "
+                f"weights (epoch {best.best_epoch + 1}, validation NLL {best.best:.3f})")
+    if stop.reason == "time":
+        return (f"training stopped in epoch {epoch}: the time budget of {settings['max_minutes']:g} min ran out "
+                "(max_minutes)")
+    if patience.stopped_epoch > 0:
+        return (f"training stopped in epoch {epoch}: no better validation NLL in {settings['patience']} epochs "
+                "(patience)")
+    return f"training stopped in epoch {epoch}: all {settings['epochs']} epochs (epochs) are done"
 
-    Refuses (DataError): resuming where there is no interrupted run, or with
-    settings or data that shape the model differently; and a fresh run over
-    an interrupted one, which would throw its checkpoint away.
+
+# ------------------------------------------------------------------ the resume checkpoint's model
+
+def load_resume_model(settings, state, num_keys, max_notes):
+    """output_dir/resume.keras → the compiled model with its optimizer state, at the learning rate of state.
+
+    Refuses (DataError, one line) a file that holds another model than
+    build_model(settings, num_keys, max_notes) trains, checked in its
+    config.json before Keras builds anything (resume.check_resume_model);
+    Keras then refuses weights of other shapes than that architecture's.
     """
-    out = settings["output_dir"]
-    marker, checkpoint = os.path.join(out, "resume.json"), os.path.join(out, "resume.keras")
-    if not settings["resume"]:
-        if os.path.lexists(marker):
-            raise DataError(f"{out} holds an interrupted run: continue it with --resume=True, or delete {marker} "
-                            "(or pick another --output_dir) to start afresh")
-        return None
-    if not os.path.lexists(marker):
-        raise DataError(f"--resume=True but {out} holds no interrupted run to continue ({marker} not found)")
-    saved, state = read_json(os.path.join(out, "settings.json"), "settings file"), read_json(marker, "resume file")
-    if not isinstance(saved, dict) or not isinstance(state, dict) or not all(
-            isinstance(state.get(key), kind) for key, kind in RESUME_FIELDS.items()):
-        raise DataError(f"cannot resume: {marker} or the settings.json beside it is damaged")
-    changed = [f"{name} (was {saved.get(name, 'unset')!r}, now {value!r})" for name, value in settings.items()
-               if name not in RESUMABLE_CHANGES and saved.get(name) != value]
-    if changed:
-        raise DataError("cannot resume: settings that shape the data or the model differ from the interrupted "
-                        "run's: " + ", ".join(changed))
-    if saved.get("data_fingerprint") != data_fingerprint:
-        raise DataError(f"cannot resume: the data file {settings['data_path']} changed since the interrupted run")
-    check_readable_file(checkpoint, "resume checkpoint")
-    if file_sha256(checkpoint) != state["checkpoint_sha256"]:
-        raise DataError(f"cannot resume: {checkpoint} is not the checkpoint {marker} describes (damaged or replaced)")
-    if state["callbacks"].get("BestCheckpoint", {}).get("best_epoch") is not None:
-        check_readable_file(os.path.join(out, "best.keras"), "best checkpoint")
-    return state
-
-
-def load_resume_model(output_dir, state):
-    """output_dir/resume.keras → the compiled model with its optimizer state and learning rate."""
-    import keras
-    import model  # noqa: F401  registers the custom layers the file names
-    path = os.path.join(output_dir, "resume.keras")
+    path = os.path.join(settings["output_dir"], "resume.keras")
+    check_resume_model(path, saved_form(settings, num_keys, max_notes), settings)
     try:
         loaded = keras.saving.load_model(path)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
-        raise DataError(f"cannot resume: {path} cannot be loaded ({type(err).__name__}: {str(err)[:120]})") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError,
+            zipfile.BadZipFile) as err:
+        message = printable(" ".join(str(err).split())[:120])  # Keras' messages run over several lines
+        raise DataError(f"cannot resume: {printable(path)} cannot be loaded ({type(err).__name__}: {message})") \
+            from None
     loaded.optimizer.learning_rate = state["learning_rate"]
     return loaded
+
+
+def saved_form(settings, num_keys, max_notes):
+    """What a .keras file of build_model(settings, num_keys, max_notes) records in its config.json (the model's
+    class, config and compile_config), but for what training sets (input shape, learning rate, jit_compile) and
+    the optimizer's name."""
+    ours = make_optimizer(settings, name="ours")  # named: one of Keras' default name would rename later ones
+    return {"module": MusicLSTM.__module__, "class_name": MusicLSTM.__name__,
+            "registered_name": keras.saving.get_registered_name(MusicLSTM),
+            "config": {"trainable": True, "dtype": keras.saving.serialize_keras_object(keras.config.dtype_policy()),
+                       **model_config(settings, num_keys, max_notes)},
+            "compile_config": {"optimizer": keras.saving.serialize_keras_object(ours),
+                               "loss": keras.saving.serialize_keras_object(frame_nll), "loss_weights": None,
+                               "metrics": None, "weighted_metrics": None, "run_eagerly": False,
+                               "steps_per_execution": 1}}

@@ -27,6 +27,7 @@ minute, so `--time_base=seconds --steps_per_second=4` gives the same frames.
 A fixed seeded split by work, about 70 / 15 / 15 of the music's length: all
 movements of a quartet land in the same part.
 """
+import importlib.util
 import json
 import os
 import re
@@ -40,9 +41,12 @@ from intervaltree import Interval, IntervalTree
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path[:0] = [ROOT, os.path.join(ROOT, "data")]
-from make_sample import QUARTET, note_value_name, score_to_labels, write_musicnet_archive  # noqa: E402
+sys.path.insert(0, ROOT)
 from rolls import SAMPLE_RATE  # noqa: E402
+
+_SPEC = importlib.util.spec_from_file_location("make_sample", os.path.join(ROOT, "data", "make_sample.py"))
+make_sample = sys.modules["make_sample"] = importlib.util.module_from_spec(_SPEC)  # data/make_sample.py: no package
+_SPEC.loader.exec_module(make_sample)
 
 DATA_DIR = os.path.join(HERE, "data")
 BPM = 60  # one quarter note per second in both archives
@@ -94,7 +98,7 @@ def chorale_labels(name):
         score = corpus.parse(f"bach/{name}")
     except Exception:  # music21 raises many kinds of errors; such a file is skipped
         return None
-    return sample_at_quarters(score_to_labels(score, BPM, QUARTET)) if len(score.parts) == 4 else None
+    return sample_at_quarters(make_sample.score_to_labels(score, BPM, make_sample.QUARTET)) if len(score.parts) == 4 else None
 
 
 def sample_at_quarters(tree):
@@ -114,7 +118,7 @@ def build_chorales(archive, split_path):
     with Pool() as pool:
         found = [tree for tree in pool.map(chorale_labels, chorale_files()) if tree is not None]
     trees = {f"{number:04d}": tree for number, tree in enumerate(found, start=1)}
-    write_musicnet_archive(archive, trees)
+    make_sample.write_musicnet_archive(archive, trees)
     ids = list(np.random.default_rng(CHORALE_SPLIT_SEED).permutation(sorted(trees)))
     cut1, cut2 = round(0.6 * len(ids)), round(0.8 * len(ids))
     split = {"train": sorted(ids[:cut1]), "valid": sorted(ids[cut1:cut2]), "test": sorted(ids[cut2:])}
@@ -142,7 +146,7 @@ def score_to_beat_labels(score, programs, bpm=BPM, sample_rate=SAMPLE_RATE):
             start = round(onset * samples_per_quarter)
             end = max(round((onset + length) * samples_per_quarter), start + 1)
             for pitch in n.pitches:
-                tree.add(Interval(start, end, (int(program), int(pitch.midi), onset, length, note_value_name(length))))
+                tree.add(Interval(start, end, (int(program), int(pitch.midi), onset, length, make_sample.note_value_name(length))))
     return tree
 
 
@@ -151,7 +155,7 @@ def quartet_labels(path):
     from music21 import corpus
     try:
         score = corpus.parse(path)
-        tree = score_to_beat_labels(score, QUARTET)
+        tree = score_to_beat_labels(score, make_sample.QUARTET)
     except Exception as err:  # music21 raises many kinds of errors on files it cannot read
         return path, None, str(err)
     return path, tree, tree.end() / (60 * SAMPLE_RATE / BPM)
@@ -194,7 +198,7 @@ def build_quartets(archive, split_path):
             continue
         trees[recording_id(work, path, files)] = tree
         lengths.setdefault(work, {})[recording_id(work, path, files)] = length
-    write_musicnet_archive(archive, trees)
+    make_sample.write_musicnet_archive(archive, trees)
     split = split_by_work(lengths)
     with open(split_path, "w") as file:
         json.dump(split, file, indent=1)
@@ -266,7 +270,7 @@ def main(argv):
         else:
             started = time.monotonic()
             CORPORA[name][0](archive, split)
-            print(f"built {name} in {(time.monotonic() - started) / 60:.1f} min")
+            print(f"built {name} in {(time.monotonic() - started) / 60:.1f} min: wrote {archive} and {split}")
     results = {name: train_corpus(name, extra) for name in names}
     print("\n" + table(results))
 

@@ -27,9 +27,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import classically_deep as cd  # noqa: E402
 import musicstats  # noqa: E402
 import sources  # noqa: E402
+from compose import generate_song  # noqa: E402
+from configurator import default_settings, resolve_settings  # noqa: E402
+from songs import load_songs, resolve_data_path  # noqa: E402
 
 SHORT = {"pitch_class_entropy": "pc entropy", "scale_consistency": "scale", "polyphony": "polyphony",
          "polyphony_rate": "poly rate", "distinct_pitches": "pitches", "mean_note_beats": "note len",
@@ -76,12 +78,12 @@ def main(argv):
     floors = [float(f) for f in options.get("floors", "0,0.005,0.01,0.02").split(",")]
     import keras
     import model  # noqa: F401  registers the custom layers of best.keras
-    settings = cd.resolve_settings(extra, cd.default_settings())
-    source = sources.open_source(cd.resolve_data_path(settings["data_path"]))
-    parts, split, _ = cd.load_songs(source, settings)
-    held_out = [cd.piece_statistics(roll, parts["train"], settings) for roll in parts["valid"] + parts["test"]]
+    settings = resolve_settings(extra, default_settings())
+    source = sources.open_source(resolve_data_path(settings["data_path"]))
+    parts, split, _ = load_songs(source, settings)
+    held_out = [musicstats.piece_statistics(roll, parts["train"], settings) for roll in parts["valid"] + parts["test"]]
     SHOWN[:] = [name for name in SHORT if name in held_out[0]]
-    training = [cd.piece_statistics(roll, parts["train"][:i] + parts["train"][i + 1:], settings)
+    training = [musicstats.piece_statistics(roll, parts["train"][:i] + parts["train"][i + 1:], settings)
                 for i, roll in enumerate(parts["train"])]
     openings = [roll[:settings["primer_frames"]] for roll in parts["valid"] + parts["test"]
                 if len(roll) >= settings["primer_frames"]]
@@ -95,9 +97,9 @@ def main(argv):
         trained = given or keras.saving.load_model(os.path.join(train(head, extra), "best.keras"))
         for temperature in temperatures:
             for floor in floors:
-                pieces = cd.generate_song(trained, primers, settings["generate_frames"], temperature,
-                                          settings["seed"], floor)
-                stats = [cd.piece_statistics(piece, parts["train"], settings) for piece in pieces]
+                pieces = generate_song(trained, primers, settings["generate_frames"], temperature,
+                                       settings["seed"], floor)
+                stats = [musicstats.piece_statistics(piece, parts["train"], settings) for piece in pieces]
                 areas = overlaps(stats, held_out)
                 copy = np.mean([s["longest_copy_bars"] for s in stats])
                 in_range = count_in_range(stats, real)
@@ -111,8 +113,11 @@ def main(argv):
     print("| pieces | " + " | ".join(SHORT[name] for name in SHOWN) + " | mean | copy (bars) | in range |")
     print("|---" * (len(SHOWN) + 4) + "|")
     print("\n".join(lines))
-    with open(os.path.join(HERE, "output", "generation.json"), "w") as file:
+    path = os.path.join(HERE, "output", "generation.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as file:
         json.dump(results, file, indent=1)
+    print(f"\nwrote {os.path.relpath(path)}")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,10 @@ sys.path.insert(0, ROOT)
 import midi_io  # noqa: E402
 from rolls import NOTE_DTYPE, SAMPLE_RATE  # noqa: E402
 
-PREPROCESS = ("import sys, classically_deep as cd, sources; "
-              "settings = cd.resolve_settings(sys.argv[2:], cd.default_settings()); "
-              "songs = cd.preprocess(sources.open_source(sys.argv[1]), settings); "
-              "print(len(songs['ids']), len(songs['skipped']))")
+PREPROCESS = ("import sys, configurator, songs, sources; "
+              "settings = configurator.resolve_settings(sys.argv[2:], configurator.default_settings()); "
+              "built = songs.preprocess(sources.open_source(sys.argv[1]), settings); "
+              "print(len(built['ids']), len(built['skipped']))")
 
 
 def piece(number):

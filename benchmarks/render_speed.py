@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the modules beside benchmarks/
 import listen  # noqa: E402
 from midi_io import roll_to_midi  # noqa: E402
+from soundfont import load_soundfont  # noqa: E402
 
 LOWEST_NOTE, FRAMES_PER_BEAT, BPM = 21, 4, 120
 VOICES = [(36, 52), (48, 64), (55, 72), (62, 84)]  # MIDI ranges: bass, tenor, alto, soprano
@@ -57,7 +57,7 @@ def main(argv):
     options = dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
     seconds, rounds = float(options.get("seconds", 60)), int(options.get("rounds", 3))
     renderers = ["builtin"] + (["fluidsynth"] if listen.fluidsynth_path() else [])
-    listen.load_soundfont()  # parsed once per process: not part of a render
+    load_soundfont()  # parsed once per process: not part of a render
     rows = []
     with tempfile.TemporaryDirectory(prefix="render-speed-") as folder:
         roll = four_voices(seconds)

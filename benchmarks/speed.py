@@ -198,7 +198,7 @@ PLAIN_LOAD = ("import sys, numpy as np\n"
 def preprocessing_rows(rounds):
     """Plain np.load against the command line's preprocessing (alternating, median of rounds), the cache → rows."""
     import statistics
-    import rolls
+    from songs import load_rolls
     ensure_archive(ARCHIVE)
     size = os.path.getsize(ARCHIVE)
     plain, cli = [], []
@@ -215,11 +215,11 @@ def preprocessing_rows(rounds):
         loads = []
         for _ in range(5):
             started = time.perf_counter()
-            songs = rolls.load_rolls(cache)
+            loaded = load_rolls(cache)
             loads.append(time.perf_counter() - started)
         hit = run_measured(command)
     labels = int(plain[0][1].split()[-1])
-    frames = sum(len(roll) for roll in songs["rolls"])
+    frames = sum(len(roll) for roll in loaded["rolls"])
     plain_s, cli_s = statistics.median(run[0] for run in plain), statistics.median(run[0] for run in cli)
     said = next(line for line in cli[0][1].splitlines() if line.startswith("read "))
     return [(f"plain `np.load(allow_pickle=True)` of every member (baseline; {RECORDINGS} recordings, "
@@ -229,8 +229,8 @@ def preprocessing_rows(rounds):
              f"peak {max(run[2] for run in cli) / 1e3:.2f} GB in its largest process, "
              f"{max(run[3] for run in cli) / 1e3:.2f} GB over all its processes (PSS); "
              f"CPU {statistics.median(run[4] for run in cli):.1f} s over all its processes; {said.split(';')[0]}"),
-            ("loading the finished cache, `rolls.load_rolls` (median of 5)", statistics.median(loads), None,
-             f"{len(songs['ids'])} recordings, {frames:,} frames"),
+            ("loading the finished cache, `songs.load_rolls` (median of 5)", statistics.median(loads), None,
+             f"{len(loaded['ids'])} recordings, {frames:,} frames"),
             ("the cache-hit command line, `--epochs=0`", hit[0], None, "")]
 
 
@@ -239,11 +239,12 @@ def preprocessing_rows(rounds):
 def training_child(old_model):
     """In a child process (KERAS_BACKEND set): time training steps and composing → JSON on stdout."""
     import statistics
-    import classically_deep as cd  # before the old files go on the path: the driver needs today's training.py
     import rolls
     import sources
-    settings = cd.default_settings()
-    songs = [rolls.organize_song(notes, **settings) for _, notes, _ in sources.read_archive(cd.SAMPLE_PATH)]
+    from configurator import default_settings
+    from songs import SAMPLE_PATH
+    settings = default_settings()
+    songs = [rolls.organize_song(notes, **settings) for _, notes, _ in sources.read_archive(SAMPLE_PATH)]
     if old_model:
         folder = tempfile.mkdtemp()
         for name in ("model.py", "training.py"):

@@ -1,5 +1,6 @@
 """Shared fixture builders: MusicNet-style labels and archives made from readable tuples."""
 import io
+import json
 import pickle
 import zipfile
 
@@ -8,6 +9,7 @@ import pytest
 from intervaltree import Interval, IntervalTree
 
 import classically_deep as cd
+import midi_io
 
 SR = 44100  # MusicNet's sample rate
 
@@ -122,3 +124,48 @@ def refused(capsys, args):
     assert code == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     return err
+
+
+def corpus():
+    """Eight little pieces: chords rising by fifths with a moving top voice, two programs, at two tempi."""
+    pieces = {}
+    for number in range(8):
+        notes = []
+        for step in range(12):
+            root = 48 + (number + 7 * step) % 12
+            notes += [(root, step, 1.0), (root + 4, step, 1.0), (root + 7, step, 0.5, 41), (root + 12, step + 0.5, 0.5, 41)]
+        pieces[f"{1000 + number}"] = score_notes(*notes, bpm=120.0 if number % 2 else 100.0)
+    return pieces
+
+
+def bpm_of(notes):
+    """The steady tempo score_notes wrote these notes at."""
+    return round(44100 * 60 / (notes["end"][0] - notes["start"][0]) * notes["beats"][0])
+
+
+def write_three_ways(folder, pieces, test_ids):
+    """The same notes as a CSV-built npz, a CSV release and a MIDI folder, plus one split file → paths."""
+    np.savez(folder / "corpus.npz", **{song_id: musicnet_entry(start_beat_tree(notes)) for song_id, notes in pieces.items()})
+    write_csv_release(folder / "release", pieces, test_ids=test_ids)
+    (folder / "midi" / "pieces").mkdir(parents=True)
+    for song_id, notes in pieces.items():
+        midi_io.notes_to_midi(notes, folder / "midi" / "pieces" / f"{song_id}.mid", bpm=bpm_of(notes))
+    ids = sorted(pieces)
+    split = {"train": [i for i in ids if i not in test_ids][:-1], "valid": [i for i in ids if i not in test_ids][-1:],
+             "test": list(test_ids)}
+    (folder / "split.json").write_text(json.dumps(split))
+    return {"npz": folder / "corpus.npz", "csv": folder / "release", "midi": folder / "midi"}, folder / "split.json"
+
+
+@pytest.fixture(scope="module")
+def three_ways(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("three")
+    return write_three_ways(folder, corpus(), test_ids=["1006", "1007"])
+
+
+AUDIO = np.linspace(-1, 1, 20_000, dtype=np.float32)  # 80 kB: over sources.SKIP_FROM, so the reader skips it
+
+
+def rising_line(number):
+    """A small recording: a rising line of eighth-note labels starting on pitch 48 + number."""
+    return labels(*((48 + number + step, step / 2, step / 2 + 0.5, "Eighth") for step in range(12)))

@@ -1,15 +1,19 @@
-"""Hostile and broken MusicNet archives, built byte by byte: the attacks a downloaded archive can carry.
+"""Hostile and broken inputs, built in code: the attacks a downloaded archive, CSV release or folder can carry.
 
-Each case is a function of a marker path (a file an attack would create if
-its code ran) returning the raw pickle of one archive member; `write_archive`
-wraps members the way MusicNet's archive is written (.npy object header +
-pickle, in a zip). Used by tests/test_hostile.py and benchmarks/hostile_inputs.py.
+Each archive case is a function of a marker path (a file an attack would
+create if its code ran) returning the raw pickle of one archive member;
+`write_archive` wraps members the way MusicNet's archive is written (.npy
+object header + pickle, in a zip). `label_csv` and `nested_folders` build
+oversized label files and folders nested past any recursion limit. Used by
+tests/test_hostile.py and benchmarks/hostile_inputs.py.
 """
 import io
 import os
 import pickle
+import signal
 import struct
 import subprocess
+import sys
 import threading
 import zipfile
 
@@ -232,15 +236,65 @@ def honest_pickle(protocol):
     return pickle.dumps(pair, protocol=protocol)
 
 
-def run_measured(command, cwd, timeout=120):
-    """Run a command → (exit code, stdout, stderr, its own peak resident memory in MB); killed after timeout seconds."""
+LABEL_ROW = b"0,44100,1,60,0,1,Quarter\n"  # one note of a label CSV; b"0,1,1,60,0,1,\n" packs 14 M rows into 196 MB
+
+
+def label_csv(path, rows, row=LABEL_ROW):
+    """A MusicNet label CSV: the header, then `rows` copies of one row, written a million rows at a time."""
+    with open(path, "wb") as file:
+        file.write(b"start_time,end_time,instrument,note,start_beat,end_beat,note_value\n")
+        for start in range(0, rows, 1 << 20):
+            file.write(row * min(1 << 20, rows - start))
+
+
+def nested_folders(top, depth):
+    """top/d/d/.../d, depth folders deep, made one at a time (os.makedirs recurses) → the deepest folder."""
+    path = os.fspath(top)
+    for _ in range(depth):
+        path = os.path.join(path, "d")
+        os.mkdir(path)
+    return path
+
+
+def remove_nested(top, depth):
+    """Remove what nested_folders made and the files in it, deepest first (shutil.rmtree recurses)."""
+    for level in range(depth, 0, -1):
+        path = os.path.join(os.fspath(top), *["d"] * level)
+        for entry in os.scandir(path):
+            if not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.path)
+        os.rmdir(path)
+
+
+# Linux folds the high-water mark of the memory a process had before exec into its peak: a child started from
+# pytest (vfork, sharing pytest's memory) would report pytest's size. A small launcher forks a copy of itself
+# and execs the command there, so the figure is the command's own; it writes the peak (kB) to its argv[1].
+LAUNCHER = ("import os, sys\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+            "_, status, usage = os.wait4(pid, 0)\n"
+            "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+            "sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)\n")
+
+
+def run_measured(command, cwd, timeout=120, env=None):
+    """Run a command (in env, or this process's environment) → (exit code, stdout, stderr, its own peak resident
+    memory in MB); killed after timeout seconds. Bytes that are not UTF-8 come back as surrogate escapes."""
     out_path, err_path = os.path.join(cwd, "stdout.txt"), os.path.join(cwd, "stderr.txt")
+    peak_path = os.path.join(cwd, "peak.txt")
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd)
-        watchdog = threading.Timer(timeout, process.kill)  # a hang ends as a kill, not a stalled suite
+        process = subprocess.Popen([sys.executable, "-c", LAUNCHER, peak_path, *command], stdout=out, stderr=err,
+                                   cwd=cwd, env=env, start_new_session=True)
+        watchdog = threading.Timer(timeout, os.killpg, (process.pid, signal.SIGKILL))  # a hang ends as a kill
         watchdog.start()
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak memory, not the caller's
+        code = process.wait()
         watchdog.cancel()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    with open(out_path) as out, open(err_path) as err:
-        return process.returncode, out.read(), err.read(), usage.ru_maxrss / 1024
+    with open(out_path, errors="surrogateescape") as out, open(err_path, errors="surrogateescape") as err:
+        peak_kb = int(open(peak_path).read()) if os.path.exists(peak_path) else 0
+        return -signal.SIGKILL if code == -signal.SIGKILL else _signed(code), out.read(), err.read(), peak_kb / 1024
+
+
+def _signed(code):
+    """The launcher's exit status for a command killed by signal N is (-N) & 0xFF: → -N, as Popen reports it."""
+    return code - 256 if code > 128 else code

@@ -22,9 +22,11 @@ import numpy as np
 import pytest
 from intervaltree import IntervalTree
 
-import classically_deep as cd
 import model  # noqa: F401  registers the custom layers, so best.keras loads
+import songs
 import sources
+from configurator import default_settings, resolve_settings
+from training import evaluate
 from conftest import chord_song, musicnet_entry
 from midi_io import midi_to_roll
 
@@ -35,10 +37,11 @@ TIMEOUT = 600  # seconds any one subprocess may take before it is killed and the
 # the tests whose outcome depends on the backend: everything else is numpy, files and settings
 BACKEND_SENSITIVE = [
     "tests/test_model.py",
-    "tests/test_pipeline.py::test_a_loss_that_stops_being_finite_ends_training_with_the_best_weights",
-    "tests/test_pipeline.py::test_a_loss_that_is_never_finite_is_a_training_error",
-    "tests/test_interrupt.py::test_sigint_in_training_exits_130_with_a_checkpoint_and_the_command_to_continue",
-    "tests/test_interrupt.py::test_the_printed_command_continues_the_run_to_the_end",
+    "tests/test_training.py::test_a_loss_that_stops_being_finite_ends_training_with_the_best_weights",
+    "tests/test_training.py::test_a_loss_that_is_never_finite_is_a_training_error",
+    "tests/test_resume.py::test_sigint_in_training_exits_130_with_a_checkpoint_and_the_command_to_continue",
+    "tests/test_resume.py::test_the_printed_command_continues_the_run_to_the_end",
+    "tests/test_resume.py::test_a_resume_model_exactly_as_training_saved_it_loads",
 ]
 
 # the Python code run in each process: it says which backend Keras chose, then runs pytest or the script
@@ -140,8 +143,8 @@ def test_same_seed_gives_the_same_run_with_or_without_tensorflow_installed(tiny_
 
 def test_best_checkpoint_loads_on_this_suites_backend_and_scores_the_same(tiny_runs):
     _, data, cache, [(_, out), _] = tiny_runs
-    settings = cd.resolve_settings([f"--data_path={data}", f"--cache_dir={cache}", "--save_mode=False", *TINY],
-                                   cd.default_settings())
-    parts, _, _ = cd.load_songs(sources.open_source(str(data)), settings, save=False)
+    settings = resolve_settings([f"--data_path={data}", f"--cache_dir={cache}", "--save_mode=False", *TINY],
+                                default_settings())
+    parts, _, _ = songs.load_songs(sources.open_source(str(data)), settings, save=False)
     loaded = keras.saving.load_model(out / "best.keras")
-    assert cd.evaluate(loaded, parts)["test_frame_nll"] == pytest.approx(outcome(out)[1], rel=1e-5)
+    assert evaluate(loaded, parts)["test_frame_nll"] == pytest.approx(outcome(out)[1], rel=1e-5)

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 import pytest
 
-import classically_deep as cd
 import distribute
+from configurator import default_settings
 from conftest import chord_song, musicnet_entry, refused
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "classically_deep.py")
@@ -111,7 +111,7 @@ def test_several_processes_without_data_parallel_are_refused(capsys):
 
 
 def test_the_environment_can_name_several_processes():
-    settings = cd.default_settings()
+    settings = default_settings()
     assert not distribute.several_processes(settings, {})
     assert distribute.several_processes(settings, {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234"})
     assert distribute.several_processes({**settings, "num_processes": 2}, {})

@@ -1,9 +1,10 @@
-"""Hostile and broken archives through the real command line, each in its own process.
+"""Hostile and broken inputs through the real command line, each in its own process.
 
 A crafted load runs in a subprocess so that a segfault fails the test instead
-of killing pytest. Every case must end with exit code 2 and one line on
-stderr naming the file (and member), with no traceback, no code run (the
-marker file an attack would create stays absent) and under 2 GB of memory.
+of killing pytest. Every refusal must end with exit code 2 and one line on
+stderr naming the file (and member or line), with no traceback, no code run
+(the marker file an attack would create stays absent) and under 2 GB of
+memory; every skip must be one warning line, counted, and the run goes on.
 """
 import os
 import re
@@ -16,8 +17,10 @@ import numpy as np
 import pytest
 
 import hostile
+import midi_io
 import safe_pickle
 import sources
+from conftest import score_notes, write_csv_release
 from files import DataError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,11 +28,16 @@ PEAK_LIMIT_MB = 2048
 PROGRESS_BAR = re.compile(r"^\s*\w[\w ]*:\s+\d+%\|")  # tqdm's lines, e.g. 'preprocessing:  50%|█   | 1/2'
 
 
-def run_cli(tmp_path, data_path, *extra):
-    """Run classically_deep.py on data_path in a subprocess → (exit code, stdout, stderr, its peak memory in MB)."""
-    command = [sys.executable, os.path.join(ROOT, "classically_deep.py"), f"--data_path={data_path}",
-               f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}", *extra]
-    return hostile.run_measured(command, tmp_path)
+def run_cli(tmp_path, data_path, *extra, setup="", env=None):
+    """Run classically_deep.py on data_path in a subprocess → (exit code, stdout, stderr, its peak memory in MB).
+    setup: Python statements run first in that process (to lower a limit); env: its environment."""
+    driver = [sys.executable, os.path.join(ROOT, "classically_deep.py")]
+    if setup:
+        driver = [sys.executable, "-c", f"import sys; sys.path.insert(0, {ROOT!r}); {setup}; "
+                                        "import classically_deep; sys.exit(classically_deep.main())"]
+    command = [*driver, f"--data_path={data_path}", f"--output_dir={tmp_path / 'out'}",
+               f"--cache_dir={tmp_path / 'cache'}", *extra]
+    return hostile.run_measured(command, tmp_path, env=env)
 
 
 def assert_refused_in_one_line(code, err, *names):
@@ -164,3 +172,114 @@ def test_a_fifo_as_data_path_is_refused_without_hanging(tmp_path):
     os.mkfifo(path)
     code, _, err, _ = run_cli(tmp_path, path)
     assert_refused_in_one_line(code, err, "pipe.npz", "not a regular file")
+
+
+# ------------------------------------------------------------------ CSV releases, folders and names
+
+
+def songs(count):
+    """count short one-voice scores {id: notes}, enough for a train / valid / test split."""
+    return {f"{number:04d}": score_notes(*[(60 + (number + step) % 12, step * 0.5, 0.5) for step in range(32)])
+            for number in range(count)}
+
+
+def warnings_in(out):
+    return [line for line in out.splitlines() if line.startswith("warning:")]
+
+
+def assert_ran_with_warnings(code, out, err, *expected):
+    """Exit 0 (preprocessing only), no traceback, and exactly the expected warning lines (substrings, in order)."""
+    assert code == 0, f"exit code {code}: {err[-2000:]}"
+    assert "Traceback" not in err
+    warnings = warnings_in(out)
+    assert len(warnings) == len(expected), warnings
+    for line, words in zip(warnings, expected):
+        assert all(word in line for word in words), line
+
+
+def test_a_label_csv_over_the_row_limit_is_skipped_with_one_warning(tmp_path):
+    write_csv_release(tmp_path / "release", songs(4))
+    hostile.label_csv(tmp_path / "release" / "train_labels" / "9999.csv", 1001)
+    code, out, err, peak = run_cli(tmp_path, tmp_path / "release", "--epochs=0",
+                                   setup="import sources; sources.MAX_CSV_ROWS = 1000")
+    assert_ran_with_warnings(code, out, err, ("skipped recording '9999'", "more than 1000 rows"))
+    assert peak < PEAK_LIMIT_MB
+
+
+def test_a_label_csv_over_the_size_limit_is_skipped_unread(tmp_path):
+    write_csv_release(tmp_path / "release", songs(4))
+    with open(tmp_path / "release" / "train_labels" / "9999.csv", "wb") as file:
+        file.truncate(int(sources.MAX_CSV_MB * 1e6) + 1)  # sparse: nothing written
+    code, out, err, _ = run_cli(tmp_path, tmp_path / "release", "--epochs=0")
+    assert_ran_with_warnings(code, out, err, ("skipped recording '9999'", "over the 200 MB limit"))
+
+
+@pytest.mark.parametrize("metadata, filters, refusal", [
+    ("composer,ensemble\n", [], None),
+    ("id,composer,ensemble\n0001,Bach," + "x" * 200_000 + "\n", [], None),
+    ("composer,ensemble\n", ["--composers=Bach"], "line 1: the header has no column id"),
+    ("id,composer,ensemble\n0000,Bach,Solo Piano\n0001,Bach," + "x" * 200_000 + "\n", ["--ensembles=Solo Piano"],
+     "line 3: field larger than field limit"),
+    ("sparse", ["--composers=Bach"], "over the 2 MB limit"),
+], ids=["bad-header-unused", "huge-field-unused", "bad-header", "huge-field", "over-the-size-limit"])
+def test_metadata_is_read_only_for_a_filter_and_its_problems_are_named(tmp_path, metadata, filters, refusal):
+    write_csv_release(tmp_path / "release", songs(4))
+    path = tmp_path / "release" / sources.METADATA_FILE
+    if metadata == "sparse":
+        with open(path, "wb") as file:
+            file.truncate(int(sources.MAX_METADATA_MB * 1e6) + 1)
+    else:
+        path.write_text(metadata)
+    code, out, err, _ = run_cli(tmp_path, tmp_path / "release", "--epochs=0", *filters)
+    if refusal is None:
+        assert_ran_with_warnings(code, out, err)
+    else:
+        assert_refused_in_one_line(code, err, sources.METADATA_FILE, refusal)
+
+
+@pytest.mark.parametrize("kind", ["csv", "midi"])
+def test_a_folder_nested_1100_deep_is_walked_without_recursion(tmp_path, kind):
+    data = tmp_path / "data"
+    if kind == "csv":
+        write_csv_release(data, songs(4))
+        top, name = data / "train_labels", "9999.csv"
+    else:
+        data.mkdir()
+        for song_id, notes in songs(4).items():
+            midi_io.notes_to_midi(notes, data / f"{song_id}.mid", bpm=120)
+        top, name = data, "9999.mid"
+    deepest = hostile.nested_folders(top, 1100)
+    try:
+        with open(os.path.join(deepest, name), "w") as file:
+            file.write("never read")
+        code, out, err, _ = run_cli(tmp_path, data, "--epochs=0")
+    finally:
+        hostile.remove_nested(top, 1100)
+    assert_ran_with_warnings(code, out, err,
+                             ("skipped 1 of the entries", f"folders more than {sources.MAX_FOLDER_DEPTH} levels deep"))
+
+
+def test_links_to_system_files_and_folders_are_skipped(tmp_path):
+    write_csv_release(tmp_path / "release", songs(4))
+    (tmp_path / "release" / "test_labels").rmdir()
+    (tmp_path / "release" / "test_labels").symlink_to("/etc")
+    (tmp_path / "release" / "train_labels" / "9999.csv").symlink_to("/etc/passwd")
+    code, out, err, _ = run_cli(tmp_path, tmp_path / "release", "--epochs=0")
+    assert_ran_with_warnings(code, out, err, ("skipped 2 of the entries", "symbolic links leading outside it"))
+    assert "data: 4 recordings" in out
+
+
+@pytest.mark.parametrize("encoding", ["", "utf-8"], ids=["default-console", "utf-8-console"])
+def test_file_names_that_are_not_text_reach_the_console_escaped(tmp_path, encoding):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for name, notes in zip([b"bad\xff", b"esc\x1b[31mred", b"plain1", b"plain2"], songs(4).values()):
+        midi_io.notes_to_midi(notes, os.path.join(os.fsdecode(folder), os.fsdecode(name + b".mid")), bpm=120)
+    for name in (b"brok\xffen", b"broken\x1b[32m"):
+        with open(os.path.join(os.fsencode(folder), name + b".mid"), "wb") as file:
+            file.write(b"hello")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONIOENCODING"}
+    code, out, err, _ = run_cli(tmp_path, folder, "--epochs=0", env={**env, "PYTHONIOENCODING": encoding} if encoding else env)
+    assert_ran_with_warnings(code, out, err, ("skipped recording 'broken\\x1b[32m'", "broken\\x1b[32m.mid is not"),
+                             ("skipped recording 'brok\\xffen'", "brok\\xffen.mid is not"))
+    assert "\x1b" not in out + err and "\udcff" not in out + err

@@ -1,13 +1,15 @@
-"""MIDI → WAV: lengths, tempo, programs, silence and the errors, through real files."""
+"""listen: MIDI → WAV, lengths, tempo, programs, the pedal, silence and the errors, through real files."""
 import os
 import wave
 
+import mido
 import numpy as np
 import pytest
 
 import listen
 from files import DataError
-from midi_io import roll_to_midi
+from midi_io import midi_to_notes, roll_to_midi
+from soundfont import default_soundfont
 
 RATE = 22050  # Hz: half CD rate keeps the tests quick
 RENDERERS = ["builtin", pytest.param("fluidsynth", marks=pytest.mark.skipif(
@@ -124,6 +126,37 @@ def test_damaged_midi_raises(tmp_path):
     assert only_file(tmp_path) == ["junk.mid"]
 
 
+def pedal_midi(path, pedal):
+    """A piano C4 struck at 0 and released at 0.25 s, the file 2 s long; with pedal, the sustain pedal is down to 1.5 s."""
+    track = mido.MidiTrack([mido.Message("control_change", control=64, value=127 if pedal else 0, time=0),
+                            mido.Message("note_on", note=60, velocity=100, time=0),
+                            mido.Message("note_off", note=60, time=240),
+                            mido.Message("control_change", control=64, value=0, time=1440 - 240),
+                            mido.MetaMessage("text", text="end", time=1920 - 1440)])
+    mido.MidiFile(ticks_per_beat=480, tracks=[track]).save(path)  # 120 bpm: 960 ticks a second
+    return path
+
+
+def test_the_renderer_plays_what_midi_io_reads_the_sustain_pedal_holds_a_released_note(tmp_path):
+    loudness = {}
+    for pedal in (False, True):
+        listen.render_wav(pedal_midi(tmp_path / f"{pedal}.mid", pedal), tmp_path / f"{pedal}.wav", sample_rate=RATE,
+                          renderer="builtin")
+        audio = wav_facts(tmp_path / f"{pedal}.wav")[4]
+        loudness[pedal] = np.sqrt(np.mean(audio[int(0.6 * RATE):int(1.4 * RATE)] ** 2))  # after the key is let go
+    assert loudness[False] < 0.01 < loudness[True]
+
+
+def test_a_damaged_midi_file_is_refused_in_midi_ios_words(tmp_path):
+    midi = tmp_path / "junk.mid"
+    midi.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\x00\x00\x00\x04\x00\x90\x3c\xc0")
+    with pytest.raises(DataError) as read:
+        midi_to_notes(midi)
+    with pytest.raises(DataError) as rendered:
+        listen.render_wav(midi, tmp_path / "junk.wav")
+    assert str(rendered.value) == str(read.value) and "a data byte over 127" in str(read.value)
+
+
 @pytest.mark.parametrize("content", [b"", b"RIFF\x04\x00\x00\x00sfbk", b"this is not a soundfont at all"])
 def test_bad_soundfont_raises_and_leaves_no_wav(tmp_path, content):
     midi = write_midi(tmp_path / "chords.mid", chord_roll())
@@ -137,7 +170,7 @@ def test_bad_soundfont_raises_and_leaves_no_wav(tmp_path, content):
 def test_truncated_soundfont_raises(tmp_path):
     midi = write_midi(tmp_path / "chords.mid", chord_roll())
     soundfont = tmp_path / "cut.sf2"
-    soundfont.write_bytes(open(listen.default_soundfont(), "rb").read(100_000))
+    soundfont.write_bytes(open(default_soundfont(), "rb").read(100_000))
     with pytest.raises(DataError, match="cut.sf2 cannot be loaded.*truncated"):
         listen.render_wav(midi, tmp_path / "chords.wav", soundfont=soundfont)
 
@@ -156,13 +189,6 @@ def test_failed_render_keeps_an_earlier_wav(tmp_path):
     with pytest.raises(DataError):
         listen.render_wav(silent, tmp_path / "out.wav", sample_rate=RATE, renderer="builtin")
     assert (tmp_path / "out.wav").read_bytes() == before
-
-
-def test_default_soundfont_is_the_general_midi_one_from_pretty_midi():
-    path = listen.default_soundfont()
-    assert os.path.basename(path) == "TimGM6mb.sf2"
-    soundfont = listen.load_soundfont(path)
-    assert {(0, program) for program in range(128)} <= set(soundfont.presets)  # every General MIDI program
 
 
 def test_unknown_renderer_is_refused(tmp_path):

@@ -1,12 +1,13 @@
-"""Music statistics and novelty of hand-made rolls, and longest_copy against a brute-force search."""
+"""Music statistics and novelty of hand-made rolls, longest_copy against a brute-force search, and judging pieces."""
 import math
 
 import numpy as np
 import pytest
 
-from musicstats import (compare_to_reference, distinct_pitches, empty_frame_rate, groove_consistency,
-                        longest_copy, mean_note_length, music_statistics, onsets_per_unit, overlapping_area,
-                        pitch_class_entropy, pitch_range, polyphony, polyphony_rate, scale_consistency)
+from musicstats import (COPY_LIMIT_BARS, compare_to_reference, distinct_pitches, empty_frame_rate, frames_per_bar,
+                        frames_per_unit, groove_consistency, judge, longest_copy, mean_note_length, music_statistics,
+                        onsets_per_unit, overlapping_area, piece_statistics, pitch_class_entropy, pitch_range, polyphony,
+                        polyphony_rate, scale_consistency)
 
 LOW = 21  # key 0 is MIDI 21 (A0), as on the piano
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # empty rolls give NaN without numpy warnings
@@ -316,3 +317,43 @@ def test_compare_to_an_empty_reference_flags_nothing():
     result = compare_to_reference([1.0, 2.0], [np.nan])
     assert math.isnan(result["mean"]) and math.isnan(result["min"]) and math.isnan(result["max"])
     assert result["outside"] == [False, False]
+
+
+# ------------------------------------------------------------------ judging generated pieces against held-out songs
+
+GRID = {"lowest_note": LOW, "time_base": "beats", "steps_per_beat": 2, "steps_per_second": 8.0}
+
+
+def test_a_bar_is_four_beats_or_two_seconds():
+    assert frames_per_bar(GRID) == 8 and frames_per_bar({**GRID, "time_base": "seconds"}) == 16.0
+    assert frames_per_unit(GRID) == 2 and frames_per_unit({**GRID, "time_base": "seconds"}) == 8.0
+
+
+def test_piece_statistics_add_the_longest_copy_in_bars():
+    training = melody(*TRIANGULAR, keys_total=88)
+    stats = piece_statistics(training[:6], [training], GRID)
+    assert stats["longest_copy_bars"] == 6 / 8
+    expected = music_statistics(training[:6], lowest_note=LOW, time_base="beats", frames_per_unit=2)
+    assert list(stats) == list(expected) + ["longest_copy_bars"]
+    assert {name: stats[name] for name in expected} == pytest.approx(expected, nan_ok=True)
+
+
+def test_judge_flags_figures_outside_the_held_out_range_with_what_they_usually_mean():
+    training = np.random.default_rng(0).random((40, 88)) < 0.04
+    quiet = np.zeros((10, 88), bool)
+    quiet[:2, 30] = True                              # the primer: not judged
+    quiet[6:, [39, 43, 46]] = True                    # four silent frames, then a chord
+    pieces = [{"name": "copy", "roll": training[:20], "primer_frames": 0},
+              {"name": "quiet", "roll": quiet, "primer_frames": 2}]
+    parts = {"train": [training], "valid": [roll_of((60, 0, 8), (64, 0, 8), (67, 0, 8))],
+             "test": [roll_of((62, 0, 8), (65, 0, 8), (69, 0, 8))]}
+    table = judge(pieces, parts, {"valid": ["a"], "test": ["b"]}, GRID)
+    assert table["statistics"] == list(table["held_out"]["a"]) and table["statistics"][-1] == "longest_copy_bars"
+    assert set(table["held_out"]) == {"a", "b"} and set(table["pieces"]) == {"copy", "quiet"}
+    assert table["reference"]["empty_frame_rate"] == {"mean": 0.0, "min": 0.0, "max": 0.0}
+    assert table["pieces"]["quiet"]["empty_frame_rate"] == 0.5
+    assert table["flags"]["quiet"]["empty_frame_rate"] == "above [0, 0]: silence"
+    assert table["pieces"]["copy"]["longest_copy_bars"] >= 20 / 8 >= COPY_LIMIT_BARS
+    assert table["flags"]["copy"]["longest_copy_bars"] == "above [0, 2]: copying"
+    assert table["flags"]["copy"]["distinct_pitches"].endswith("]: unlike the real songs")
+    assert "longest_copy_bars" not in table["flags"]["quiet"] and "polyphony" not in table["flags"]["quiet"]

@@ -211,3 +211,59 @@ def test_long_rolls_keep_every_note_when_drawn_small():
     roll[77_777, 2] = True  # one frame in 100,000
     pooled = report._pooled(roll)
     assert len(pooled) <= 2 * report.ROLL_SIZE[0] * report.DPI and pooled[:, 2].sum() == 1 and pooled.sum() == 1
+
+
+# ------------------------------------------------------------------ the console table and a run's report
+
+TABLE = {"statistics": ["polyphony", "longest_copy_bars"],
+         "pieces": {"generated_1": {"polyphony": 3.0, "longest_copy_bars": 2.5},
+                    "generated_2": {"polyphony": 2.25, "longest_copy_bars": 0.125}},
+         "reference": {"polyphony": {"mean": 2.0, "min": 1.0, "max": 3.5},
+                       "longest_copy_bars": {"mean": 0.5, "min": 0.25, "max": 0.75}},
+         "flags": {"generated_1": {"longest_copy_bars": "above [0, 2]: copying"}}}
+
+
+def test_the_console_table_marks_flags_and_explains_each(capsys):
+    report.print_statistics(TABLE)
+    assert capsys.readouterr().out.split("\n") == [
+        "",
+        "statistic                generated_1   generated_2   held-out songs: mean [min, max]",
+        "polyphony                         3          2.25    2 [1, 3.5]",
+        "longest_copy_bars               2.5!        0.125    0.5 [0.25, 0.75]  (flagged at 2 bars)",
+        "warning: generated_1: longest_copy_bars 2.5 is above [0, 2]: copying",
+        ""]
+
+
+def test_the_console_table_says_when_nothing_is_flagged(capsys):
+    report.print_statistics({**TABLE, "flags": {}})
+    out = capsys.readouterr().out
+    assert "!" not in out and "warning" not in out
+    assert out.endswith("\nevery generated figure lies inside the held-out songs' range\n")
+
+
+def test_a_runs_report_draws_each_piece_and_the_losses_and_links_them(tmp_path, capsys):
+    settings = {"output_dir": str(tmp_path), "time_base": "beats", "steps_per_beat": 4, "steps_per_second": 8.0,
+                "lowest_note": 21, "seed": 1}
+    shown = []
+    for number in (1, 2):
+        midi = tmp_path / f"generated_{number}.mid"
+        roll_to_midi(scale_roll(), midi, lowest_note=21, frames_per_beat=4, bpm=100, marker_frame=8)
+        wav = str(write_wav(tmp_path / "generated_1.wav")) if number == 1 else None
+        piece = {"name": f"generated_{number}", "midi": str(midi), "roll": scale_roll(), "primer_frames": 8,
+                 "wav": wav, **({} if wav else {"wav_error": "no SoundFont here"})}
+        shown.append(report.plot_piece(piece, TABLE, settings))
+        assert shown[-1] == {**piece, "png": str(tmp_path / f"generated_{number}.png"),
+                             "statistics": TABLE["pieces"][f"generated_{number}"]}
+    metrics = {"valid_frame_nll": 3.0, "test_frame_nll": 4.5, "valid_frame_nll_baseline": 11.6,
+               "test_frame_nll_baseline": 10.6, "history": {"loss": [9.0, 6.0], "val_frame_nll": [8.0, 6.5]}}
+    page = report.report_run(shown, TABLE, metrics, settings)
+    assert page == str(tmp_path / "report.html")
+    assert capsys.readouterr().out.splitlines() == [
+        f"wrote {tmp_path / 'generated_1.png'}", f"wrote {tmp_path / 'generated_2.png'}", f"wrote {tmp_path / 'loss.png'}",
+        f"wrote {page} — open it in a browser to listen and look"]
+    assert png_size(tmp_path / "generated_1.png") == png_size(tmp_path / "generated_2.png")
+    text = open(page, encoding="utf-8").read()
+    images = [attrs["src"] for attrs in Page(text).all("img")]
+    assert images == ["loss.png", "generated_1.png", "generated_2.png"]
+    assert [attrs["src"] for attrs in Page(text).all("audio")] == ["generated_1.wav"]
+    assert "no audio: no SoundFont here" in text and "copying" in text

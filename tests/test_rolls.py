@@ -1,24 +1,28 @@
-"""Notes → piano rolls and the roll cache."""
-import io
-import os
-import zipfile
+"""rolls.py: notes ↔ piano rolls on the seconds and beat grids, against examples and slow references."""
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from intervaltree import Interval, IntervalTree
 
 import rolls
 import sources
-from classically_deep import default_settings, load_or_preprocess as load_or_preprocess_songs, organize_song
-from sources import open_source
-from conftest import SR, labels, musicnet_entry
+from conftest import SR, labels
 
 FPS = 4  # frames per second in these tests: frame k is the instant k / 4 s
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # every bad input handled, none slipping through numpy
 
 
+def organize_labels(tree, **settings):
+    """MusicNet labels → roll, read into notes the way the archive reader reads them."""
+    return rolls.organize_song(sources.notes_from_labels(tree), **settings)
+
+
 def test_notes_sound_in_frames_whose_instant_falls_inside():
-    roll = organize_song(labels((60, 0.0, 1.0), (64, 0.5, 1.3)), steps_per_second=FPS)
+    roll = organize_labels(labels((60, 0.0, 1.0), (64, 0.5, 1.3)), steps_per_second=FPS)
     expected = np.zeros((6, 88), bool)  # ceil(1.3 s * 4) = 6 frames
     expected[0:4, 60 - 21] = True       # instants 0, .25, .5, .75 in [0, 1)
     expected[2:6, 64 - 21] = True       # instants .5 .. 1.25 in [0.5, 1.3)
@@ -26,7 +30,7 @@ def test_notes_sound_in_frames_whose_instant_falls_inside():
 
 
 def test_note_shorter_than_a_frame_still_sounds_in_its_nearest_frame():
-    roll = organize_song(labels((60, 0.0, 1.0), (72, 0.26, 0.40)), steps_per_second=FPS)
+    roll = organize_labels(labels((60, 0.0, 1.0), (72, 0.26, 0.40)), steps_per_second=FPS)
     expected = np.zeros((4, 88), bool)
     expected[0:4, 60 - 21] = True
     expected[1, 72 - 21] = True  # no instant in [0.26, 0.40); its middle, 0.33 s, is nearest 0.25 s
@@ -34,15 +38,15 @@ def test_note_shorter_than_a_frame_still_sounds_in_its_nearest_frame():
 
 
 def test_touching_notes_of_one_pitch_fill_every_frame_once():
-    roll = organize_song(labels((60, 0.0, 0.5), (60, 0.5, 1.0)), steps_per_second=FPS)
+    roll = organize_labels(labels((60, 0.0, 0.5), (60, 0.5, 1.0)), steps_per_second=FPS)
     expected = np.zeros((4, 88), bool)
     expected[0:4, 60 - 21] = True
     np.testing.assert_array_equal(roll, expected)
 
 
 def test_notes_outside_the_keyboard_are_dropped_but_still_set_the_length():
-    roll = organize_song(labels((20, 0.0, 2.0), (109, 0.0, 1.0), (21, 0.0, 0.5), (108, 0.25, 0.5)),
-                         steps_per_second=FPS)
+    roll = organize_labels(labels((20, 0.0, 2.0), (109, 0.0, 1.0), (21, 0.0, 0.5), (108, 0.25, 0.5)),
+                           steps_per_second=FPS)
     expected = np.zeros((8, 88), bool)
     expected[0:2, 0] = True
     expected[1:2, 87] = True
@@ -50,16 +54,16 @@ def test_notes_outside_the_keyboard_are_dropped_but_still_set_the_length():
 
 
 def test_keyboard_range_is_configurable():
-    roll = organize_song(labels((60, 0.0, 0.5), (72, 0.0, 0.5)), steps_per_second=FPS,
-                         lowest_note=60, highest_note=71)
+    roll = organize_labels(labels((60, 0.0, 0.5), (72, 0.0, 0.5)), steps_per_second=FPS,
+                           lowest_note=60, highest_note=71)
     expected = np.zeros((2, 12), bool)
     expected[:, 0] = True
     np.testing.assert_array_equal(roll, expected)
 
 
 def test_bytes_note_value_reads_like_str():
-    as_bytes = organize_song(labels((60, 0.0, 1.0, b"Dotted Quarter")), steps_per_second=FPS)
-    as_str = organize_song(labels((60, 0.0, 1.0, "Dotted Quarter")), steps_per_second=FPS)
+    as_bytes = organize_labels(labels((60, 0.0, 1.0, b"Dotted Quarter")), steps_per_second=FPS)
+    as_str = organize_labels(labels((60, 0.0, 1.0, "Dotted Quarter")), steps_per_second=FPS)
     np.testing.assert_array_equal(as_bytes, as_str)
     assert sources.quarters_from_name(b"Dotted Quarter") == 1.5
     assert sources.quarters_from_name("Triplet Eighth") == pytest.approx(1 / 3)
@@ -67,7 +71,7 @@ def test_bytes_note_value_reads_like_str():
 
 
 def test_empty_labels_give_an_empty_roll():
-    assert organize_song(IntervalTree(), steps_per_second=FPS).shape == (0, 88)
+    assert organize_labels(IntervalTree(), steps_per_second=FPS).shape == (0, 88)
 
 
 def test_roll_matches_querying_the_tree_at_every_frame_instant():
@@ -76,7 +80,7 @@ def test_roll_matches_querying_the_tree_at_every_frame_instant():
     for _ in range(300):
         start = int(rng.integers(0, 20 * SR))
         tree.add(Interval(start, start + int(rng.integers(SR // 2, 2 * SR)), (1, int(rng.integers(21, 109)), 0, 0.0, "Quarter")))
-    roll = organize_song(tree, steps_per_second=10)
+    roll = organize_labels(tree, steps_per_second=10)
     queried = np.zeros_like(roll)
     for frame in range(len(roll)):
         for interval in tree[frame * SR / 10]:
@@ -95,8 +99,8 @@ def test_beats_time_base_is_tempo_free():
             value = {0.5: "Eighth", 1.0: "Quarter", 2.0: "Half", 3.5: "Unknown"}[quarters]
             tree.add(Interval(round(start), round(start + quarters * seconds_per_quarter * SR), (1, pitch, measure, beat, value)))
         return tree
-    slow = organize_song(score(0.8), time_base="beats", steps_per_beat=2)
-    fast = organize_song(score(0.5), time_base="beats", steps_per_beat=2)
+    slow = organize_labels(score(0.8), time_base="beats", steps_per_beat=2)
+    fast = organize_labels(score(0.5), time_base="beats", steps_per_beat=2)
     expected = np.zeros((16, 88), bool)  # 8 quarters at 2 frames per quarter
     expected[0:2, 60 - 21] = True
     expected[2:4, 64 - 21] = True
@@ -107,53 +111,6 @@ def test_beats_time_base_is_tempo_free():
     np.testing.assert_array_equal(fast, expected)
 
 
-# ---------------------------------------------------------------- cache
-
-SETTINGS = {"lowest_note": 21, "highest_note": 108, "time_base": "seconds", "steps_per_second": 4.0, "steps_per_beat": 4}
-
-
-def write_two_song_archive(path):
-    np.savez(path, **{"0001": musicnet_entry(labels((60, 0.0, 1.0), (64, 0.5, 2.0))),
-                      "0002": musicnet_entry(labels((48, 0.0, 3.0), instrument=41))})
-
-
-def load_or_preprocess(data, cache_dir, save_mode, settings):
-    full = {**default_settings(), **settings, "cache_dir": cache_dir, "save_mode": save_mode}
-    return load_or_preprocess_songs(open_source(str(data)), full)
-
-
-def test_cache_hit_equals_cache_miss(tmp_path):
-    data = tmp_path / "a.npz"
-    write_two_song_archive(data)
-    built = load_or_preprocess(data, tmp_path / "cache", "auto", SETTINGS)
-    assert len(os.listdir(tmp_path / "cache")) == 1
-    cached = load_or_preprocess(data, tmp_path / "cache", False, SETTINGS)
-    assert built["ids"] == cached["ids"] == ["0001", "0002"]
-    assert built["programs"] == cached["programs"] == [1, 41]
-    for fresh, stored in zip(built["rolls"], cached["rolls"]):
-        np.testing.assert_array_equal(fresh, stored)
-        assert stored.dtype == bool
-
-
-def test_cache_is_plain_npz_without_pickles(tmp_path):
-    data = tmp_path / "a.npz"
-    write_two_song_archive(data)
-    load_or_preprocess(data, tmp_path / "cache", True, SETTINGS)
-    (cache,) = (tmp_path / "cache").iterdir()
-    with np.load(cache, allow_pickle=False) as stored:
-        assert all(stored[name].dtype != object for name in stored.files)
-
-
-def test_changed_settings_never_reuse_a_stale_cache(tmp_path):
-    data = tmp_path / "a.npz"
-    write_two_song_archive(data)
-    load_or_preprocess(data, tmp_path / "cache", "auto", SETTINGS)
-    with pytest.raises(rolls.DataError, match="no roll cache matches"):
-        load_or_preprocess(data, tmp_path / "cache", False, {**SETTINGS, "steps_per_second": 8.0})
-    finer = load_or_preprocess(data, tmp_path / "cache", "auto", {**SETTINGS, "steps_per_second": 8.0})
-    assert len(finer["rolls"][1]) == 24
-
-
 def test_a_repeat_keeps_moving_forward_on_the_beat_grid():
     """Bars 0-1 played twice (measure numbers jump back): the repeat follows the first time through."""
     tree = IntervalTree()
@@ -162,7 +119,7 @@ def test_a_repeat_keeps_moving_forward_on_the_beat_grid():
             for beat in range(2):  # 2/4: two quarter notes a bar, one second each
                 start = (time_through * 4 + measure * 2 + beat) * SR
                 tree.add(Interval(start, start + SR, (1, pitch + time_through * 12, measure, beat / 2, "Quarter")))
-    roll = organize_song(tree, time_base="beats", steps_per_beat=1)
+    roll = organize_labels(tree, time_base="beats", steps_per_beat=1)
     expected = np.zeros((8, 88), bool)
     expected[0:2, 60 - 21] = True
     expected[2:4, 62 - 21] = True
@@ -176,7 +133,7 @@ def test_beats_time_base_uses_start_beat_and_duration_when_the_labels_carry_them
     notes["start"], notes["end"] = [0, 44100], [44100, 3 * 44100]   # seconds say nothing about beats here
     notes["note"], notes["instrument"] = [60, 67], 1
     notes["start_beat"], notes["beats"] = [0.5, 1.0], [0.5, 1.5]      # CSV release: onset and duration in beats
-    roll = organize_song(notes, time_base="beats", steps_per_beat=2)
+    roll = rolls.organize_song(notes, time_base="beats", steps_per_beat=2)
     expected = np.zeros((5, 88), bool)
     expected[1, 60 - 21] = True
     expected[2:5, 67 - 21] = True
@@ -186,30 +143,25 @@ def test_beats_time_base_uses_start_beat_and_duration_when_the_labels_carry_them
 def test_labels_without_bar_data_are_refused_for_the_beat_grid():
     flat = IntervalTree([Interval(0, SR, (1, 60, 0, 0.0, "Quarter")), Interval(SR, 2 * SR, (1, 62, 0, 0.0, "Quarter"))])
     with pytest.raises(rolls.DataError, match="measure/beat"):
-        organize_song(flat, time_base="beats")
-
-
-def test_a_damaged_cache_is_a_clear_error(tmp_path):
-    data = tmp_path / "a.npz"
-    write_two_song_archive(data)
-    load_or_preprocess(data, tmp_path / "cache", "auto", SETTINGS)
-    (cache,) = (tmp_path / "cache").iterdir()
-    cache.write_bytes(cache.read_bytes()[:100])
-    with pytest.raises(rolls.DataError, match="damaged"):
-        load_or_preprocess(data, tmp_path / "cache", "auto", SETTINGS)
+        organize_labels(flat, time_base="beats")
 
 
 # ---------------------------------------------------------------- untrusted notes: refused with a reason, never a crash
 
-def note_array(*rows, **fields):
-    """(pitch, start_seconds, end_seconds) rows → NOTE_DTYPE notes (instrument 1, bar data NaN); fields override columns."""
+def notes_at_samples(rows):
+    """(start, end, pitch) rows, times in samples → NOTE_DTYPE notes, the fields a row does not give NaN (instrument 1)."""
     notes = np.zeros(len(rows), rolls.NOTE_DTYPE)
     for name in ("measure", "beat", "quarters", "start_beat", "beats"):
         notes[name] = np.nan
     notes["instrument"] = 1
-    notes["note"] = [pitch for pitch, _, _ in rows]
-    notes["start"] = [start * SR for _, start, _ in rows]
-    notes["end"] = [end * SR for _, _, end in rows]
+    if rows:
+        notes["start"], notes["end"], notes["note"] = zip(*rows)
+    return notes
+
+
+def note_array(*rows, **fields):
+    """(pitch, start_seconds, end_seconds) rows → NOTE_DTYPE notes (instrument 1, bar data NaN); fields override columns."""
+    notes = notes_at_samples([(start * SR, end * SR, pitch) for pitch, start, end in rows])
     for name, values in fields.items():
         notes[name] = values
     return notes
@@ -247,7 +199,8 @@ def test_a_roll_over_max_frames_is_refused_before_it_is_built():
 
 
 def test_max_frames_arrives_with_the_other_settings():
-    settings = {**SETTINGS, "max_frames": 40, "cache_dir": "unused"}
+    settings = {"lowest_note": 21, "highest_note": 108, "time_base": "seconds", "steps_per_second": 4.0, "steps_per_beat": 4,
+                "max_frames": 40, "cache_dir": "unused"}
     assert rolls.organize_song(note_array((60, 0.0, 10.0)), **settings).shape == (40, 88)
     with pytest.raises(rolls.BadRecording, match="over max_frames=40"):
         rolls.organize_song(note_array((60, 0.0, 10.25)), **settings)
@@ -348,113 +301,69 @@ def test_main_program_ignores_instruments_outside_midi_programs():
     assert rolls.main_program(notes) == 41
 
 
-# ---------------------------------------------------------------- untrusted cache files
+# ---------------------------------------------------------------- properties: against slow frame-by-frame references
 
-def cached_songs():
-    """Two short rolls of 12 keys and one skipped recording, as preprocess makes them."""
-    first, second = np.zeros((3, 12), bool), np.zeros((5, 12), bool)
-    first[0:2, 4] = True
-    second[4, 11] = True
-    return {"ids": ["a", "b"], "rolls": [first, second], "programs": [1, 41], "skipped": [("c", "a negative start time")]}
+EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-
-def write_cache(path, **changes):
-    """Write cached_songs() with save_rolls, then replace arrays (None: leave one out) as an attacker might."""
-    rolls.save_rolls(path, cached_songs())
-    with np.load(path) as cache:
-        arrays = {name: cache[name] for name in cache.files}
-    arrays.update(changes)
-    np.savez(path, **{name: value for name, value in arrays.items() if value is not None})
-    return path
+pitches = st.integers(0, 127)
+# Frame rates p/q with small q: every frame instant is then at least 1/(q * SR) frames from a whole sample,
+# far more than the float slack roll_from_spans allows, so exact and float arithmetic agree.
+frame_rates = st.builds(Fraction, st.integers(1, 160), st.sampled_from([1, 2, 4, 5, 10])).filter(lambda f: f <= 32)
+durations = st.one_of(st.integers(0, 3000), st.integers(0, 3 * SR))  # many notes shorter than a frame, some long
+sample_notes = st.lists(st.tuples(st.integers(0, 10 * SR), durations, pitches), max_size=20)
 
 
-def replace_member(path, name, data):
-    """Rewrite one member of the cache's zip with raw bytes."""
-    with zipfile.ZipFile(path) as archive:
-        members = {info.filename: archive.read(info) for info in archive.infolist()}
-    members[name] = data
-    with zipfile.ZipFile(path, "w") as archive:
-        for member, content in members.items():
-            archive.writestr(member, content)
+@st.composite
+def keyboards(draw):
+    """(lowest_note, highest_note): the default piano or any range of MIDI notes."""
+    lowest = draw(st.integers(0, 127))
+    return draw(st.sampled_from([(21, 108), (lowest, draw(st.integers(lowest, 127)))]))
 
 
-def test_a_cache_round_trips_through_load_rolls(tmp_path):
-    loaded = rolls.load_rolls(write_cache(tmp_path / "rolls.npz"), num_keys=12)
-    assert loaded["ids"] == ["a", "b"] and loaded["programs"] == [1, 41]
-    assert loaded["skipped"] == [("c", "a negative start time")]
-    for stored, original in zip(loaded["rolls"], cached_songs()["rolls"]):
-        np.testing.assert_array_equal(stored, original)
+def reference_roll(spans, lowest, highest):
+    """(start, end, pitch) in exact frame units → roll, asking of every frame and note: does the note sound here?
+
+    A note sounds in frame k when start <= k < end; a note that contains no
+    frame instant sounds in the frame nearest its middle (ties to the later
+    frame), clipped to the last frame. The roll lasts ceil(last end) frames,
+    notes off the keyboard included.
+    """
+    frames = math.ceil(max((end for _, end, _ in spans), default=0))
+    roll = np.zeros((frames, highest - lowest + 1), bool)
+    for start, end, pitch in spans:
+        if not lowest <= pitch <= highest:
+            continue
+        sounding = [k for k in range(frames) if start <= k < end]
+        if not sounding and frames:
+            sounding = [min(math.floor((start + end) / 2 + Fraction(1, 2)), frames - 1)]
+        for k in sounding:
+            roll[k, pitch - lowest] = True
+    return roll
 
 
-def test_a_cache_of_only_skipped_recordings_loads(tmp_path):
-    path = tmp_path / "rolls.npz"
-    rolls.save_rolls(path, {"ids": [], "rolls": [], "programs": [], "skipped": [("a", "no notes")]})
-    assert rolls.load_rolls(path, num_keys=88) == {"ids": [], "rolls": [], "programs": [], "skipped": [("a", "no notes")]}
+@EXAMPLES
+@given(rows=sample_notes, fps=frame_rates, keyboard=keyboards())
+def test_seconds_grid_matches_the_frame_by_frame_reference(rows, fps, keyboard):
+    rows = [(start, start + length, pitch) for start, length, pitch in rows]
+    lowest, highest = keyboard
+    roll = rolls.organize_song(notes_at_samples(rows), time_base="seconds", steps_per_second=float(fps),
+                               lowest_note=lowest, highest_note=highest)
+    spans = [(Fraction(start) * fps / SR, Fraction(end) * fps / SR, pitch) for start, end, pitch in rows]
+    np.testing.assert_array_equal(roll, reference_roll(spans, lowest, highest))
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({"packed": None}, "no 'packed' array"),
-    ({"skipped": None}, "no 'skipped' array"),
-    ({"packed": np.zeros((7, 2), np.uint8)}, "packed frames have shape"),
-    ({"packed": np.zeros((8, 3), np.uint8)}, "packed frames have shape"),   # 12 keys take two bytes, not three
-    ({"packed": np.zeros(8, np.uint8)}, "1-d uint8"),
-    ({"packed": np.zeros((8, 1), np.float32)}, "float32"),
-    ({"ids": np.array([1, 2])}, "int64"),
-    ({"ids": np.array(["a", "a"])}, "an id appears twice"),
-    ({"lengths": np.array([3.0, 5.0])}, "float64"),
-    ({"lengths": np.array([3])}, "2 ids but 1 lengths"),
-    ({"lengths": np.array([-2, 10])}, "negative or beyond"),
-    ({"lengths": np.array([2**62, 2**62])}, "negative or beyond"),
-    ({"num_keys": np.int64(10**9)}, "num_keys is 1000000000"),
-    ({"num_keys": np.int64(0)}, "num_keys is 0"),
-    ({"num_keys": np.array([12, 12])}, "1-d int64"),
-    ({"programs": np.array([1, 0], np.int16)}, "program outside"),
-    ({"programs": np.array([1, 41, 1], np.int16)}, "3 programs"),
-    ({"skipped": np.array(["c", "why"])}, "1-d"),
-    ({"skipped": np.array([["c", "why", "extra"]])}, "not \\(id, reason\\) pairs"),
-    ({"skipped": np.array([[1, 2]])}, "int64"),
-])
-def test_a_damaged_cache_array_is_named_in_a_data_error(tmp_path, changes, reason):
-    path = write_cache(tmp_path / "rolls.npz", **changes)
-    with pytest.raises(rolls.DataError, match=f"roll cache .* is damaged \\(.*{reason}.*\\); delete it"):
-        rolls.load_rolls(path)
+eighths = st.integers(0, 8 * 40).map(lambda n: Fraction(n, 8))  # beat values in eighths: exact in floats
 
 
-def test_a_cache_for_another_keyboard_is_refused(tmp_path):
-    with pytest.raises(rolls.DataError, match="rolls of 12 keys where the settings make 88"):
-        rolls.load_rolls(write_cache(tmp_path / "rolls.npz"), num_keys=88)
-
-
-def test_a_truncated_cache_is_a_data_error(tmp_path):
-    path = write_cache(tmp_path / "rolls.npz")
-    path.write_bytes(path.read_bytes()[:-40])
-    with pytest.raises(rolls.DataError, match="is damaged"):
-        rolls.load_rolls(path)
-
-
-def test_a_cache_array_claiming_more_than_the_file_holds_is_refused_before_reading(tmp_path):
-    header = io.BytesIO()  # a terabyte of packed frames, claimed by a 200-byte member
-    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (10**12, 1)})
-    path = write_cache(tmp_path / "rolls.npz")
-    replace_member(path, "packed.npy", header.getvalue() + bytes(64))
-    with pytest.raises(rolls.DataError, match="claims shape \\(1000000000000, 1\\)"):
-        rolls.load_rolls(path)
-
-
-def test_a_cache_holding_a_pickle_is_refused(tmp_path):
-    path = write_cache(tmp_path / "rolls.npz", ids=np.array(["a", "b"], dtype=object))
-    with pytest.raises(rolls.DataError, match="object"):
-        rolls.load_rolls(path)
-
-
-def test_a_compressed_cache_is_not_the_one_we_wrote(tmp_path):
-    path = write_cache(tmp_path / "rolls.npz")
-    with np.load(path) as cache:
-        np.savez_compressed(path, **{name: cache[name] for name in cache.files})
-    with pytest.raises(rolls.DataError, match="not stored the way save_rolls stores it"):
-        rolls.load_rolls(path)
-
-
-def test_a_cache_that_is_a_folder_is_a_data_error(tmp_path):
-    with pytest.raises(rolls.DataError, match="is a folder"):
-        rolls.load_rolls(tmp_path)
+@EXAMPLES
+@given(rows=st.lists(st.tuples(eighths, st.integers(0, 8 * 6).map(lambda n: Fraction(n, 8)), pitches), max_size=20),
+       steps_per_beat=st.integers(1, 12), keyboard=keyboards())
+def test_beat_grid_from_start_beat_and_beats_matches_the_reference(rows, steps_per_beat, keyboard):
+    notes = notes_at_samples([(0, SR, pitch) for _, _, pitch in rows])  # sample times play no part on this grid
+    notes["start_beat"] = [float(onset) for onset, _, _ in rows]
+    notes["beats"] = [float(length) for _, length, _ in rows]
+    lowest, highest = keyboard
+    roll = rolls.organize_song(notes, time_base="beats", steps_per_beat=steps_per_beat,
+                               lowest_note=lowest, highest_note=highest)
+    spans = [(onset * steps_per_beat, (onset + length) * steps_per_beat, pitch) for onset, length, pitch in rows]
+    np.testing.assert_array_equal(roll, reference_roll(spans, lowest, highest))

@@ -1,14 +1,19 @@
-"""The archive reader: MusicNet's pickled npz read safely, damaged or hostile archives refused with one line."""
+"""The readers: npz archives read safely, CSV releases and folders as ordinary tools write them, bad input named in one line."""
+import csv
+import io
 import os
+import struct
 import zipfile
 
 import numpy as np
 import pytest
 from intervaltree import Interval, IntervalTree
 
+import hostile
 import sources
-from conftest import CSV_HEADER, labels, musicnet_entry, score_notes, start_beat_tree, write_csv_release, write_py2_style_archive
+from conftest import AUDIO, CSV_HEADER, labels, rising_line, musicnet_entry, score_notes, start_beat_tree, write_csv_release, write_py2_style_archive
 from files import DataError
+from safe_pickle import SkippedArray
 
 
 def assert_same_notes(actual, expected):
@@ -161,8 +166,9 @@ def test_csv_release_is_found_from_its_own_folder_or_the_folders_above(tmp_path,
     source = sources.open_source(str(tmp_path))
     assert source.kind == "csv" and sorted(source.recordings) == ["1727", "2494"]
     assert source.test_ids == ("2494",)
-    assert source.metadata["1727"]["composer"] == "Bach" and source.metadata["2494"]["ensemble"] == "String Quartet"
-    assert source.metadata["1727"]["composition"] == "Sonata, No. 1"  # quoted commas survive
+    metadata = sources.read_metadata(source)
+    assert metadata["1727"]["composer"] == "Bach" and metadata["2494"]["ensemble"] == "String Quartet"
+    assert metadata["1727"]["composition"] == "Sonata, No. 1"  # quoted commas survive
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -172,7 +178,10 @@ def test_csv_release_is_found_from_its_own_folder_or_the_folders_above(tmp_path,
     (CSV_HEADER + "\n0,44100,1,60,0\n", "fields"),
     (CSV_HEADER + "\n44100,0,1,60,0,1,Quarter\n", "ends before it starts"),
     ("", "header"),
-], ids=["header", "text-note", "fractional-note", "short-line", "backwards", "empty"])
+    (CSV_HEADER + "\n0,44100,1,60,0,1," + "x" * 2000 + "\n", "line 2 is longer than 1000 characters"),
+    (CSV_HEADER + '\n0,44100,1,60,0,1,"Quarter\n0,1,1,60,0,1,Quarter"\n', "line 2: a quoted field runs past the end"),
+    (CSV_HEADER + "\n0,44100,1,60,0,1,Quarter\n\n", "line 3 does not have the 7 fields"),
+], ids=["header", "text-note", "fractional-note", "short-line", "backwards", "empty", "long-line", "open-quote", "blank-line"])
 def test_a_bad_label_csv_is_skipped_with_its_reason(tmp_path, content, reason):
     write_csv_release(tmp_path, two_scores())
     (tmp_path / "train_labels" / "9999.csv").write_text(content)
@@ -194,3 +203,213 @@ def test_a_data_path_that_is_no_known_source_is_a_one_line_error(tmp_path, make)
             (path / "a.txt").write_text("hello")
     with pytest.raises(DataError, match="neither|no .mid"):
         sources.open_source(str(path))
+
+
+# ---------------------------------------------------------------- CSV files as ordinary tools write them
+
+def as_spreadsheet_saves_it(path):
+    """Rewrite a CSV file the way spreadsheet programs save one: a UTF-8 byte-order mark, CRLF, every field quoted."""
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    text = io.StringIO()
+    csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(rows)
+    path.write_bytes(b"\xef\xbb\xbf" + text.getvalue().encode("utf-8"))
+
+
+def test_csvs_with_a_byte_order_mark_crlf_and_quoted_fields_read_the_same(tmp_path):
+    metadata = {"1727": ("Bach", "Solo Piano"), "2494": ("Mozart", "String Quartet")}
+    for name in ("plain", "spreadsheet"):
+        write_csv_release(tmp_path / name, two_scores(), test_ids=["2494"], metadata=metadata)
+    for path in (tmp_path / "spreadsheet").rglob("*.csv"):
+        as_spreadsheet_saves_it(path)
+    assert (tmp_path / "spreadsheet" / "train_labels" / "1727.csv").read_bytes().startswith(b'\xef\xbb\xbf"start_time"')
+    plain, sheet = (sources.open_source(str(tmp_path / name)) for name in ("plain", "spreadsheet"))
+    assert sheet.recordings.keys() == plain.recordings.keys() and sheet.test_ids == ("2494",)
+    for song_id in plain.recordings:
+        notes, problem = sources.read_song(sheet, song_id)
+        assert problem is None
+        assert_same_notes(notes, sources.read_song(plain, song_id)[0])
+    assert sources.read_metadata(sheet) == sources.read_metadata(plain)
+    assert sources.read_metadata(sheet)["1727"]["composition"] == "Sonata, No. 1"
+
+
+def test_label_csvs_are_read_in_chunks_with_the_same_notes_and_line_numbers(tmp_path, monkeypatch):
+    notes = score_notes(*[(48 + step % 30, step * 0.5, 0.5) for step in range(11)])
+    write_csv_release(tmp_path, {"0001": notes})
+    path = tmp_path / "train_labels" / "0001.csv"
+    whole = sources.read_csv_labels(path)
+    monkeypatch.setattr(sources, "CSV_CHUNK_ROWS", 3)
+    assert_same_notes(sources.read_csv_labels(path), whole)
+    lines = path.read_text().splitlines()
+    lines[9] = "0,44100,1,C4,0,1,Quarter"  # line 10, in the third chunk
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="line 10: note 'C4' is not a number"):
+        sources.read_csv_labels(path)
+
+
+def test_a_label_csv_over_the_row_limit_is_refused_without_reading_it_all(tmp_path, monkeypatch):
+    hostile.label_csv(tmp_path / "big.csv", 5)
+    monkeypatch.setattr(sources, "MAX_CSV_ROWS", 5)
+    assert len(sources.read_csv_labels(tmp_path / "big.csv")) == 5
+    monkeypatch.setattr(sources, "MAX_CSV_ROWS", 4)
+    with pytest.raises(DataError, match="more than 4 rows"):
+        sources.read_csv_labels(tmp_path / "big.csv")
+
+
+# ---------------------------------------------------------------- metadata: read when a filter asks, problems named
+
+def release_with_metadata(root, text):
+    write_csv_release(root, two_scores())
+    (root / "musicnet_metadata.csv").write_text(text)
+    return sources.open_source(str(root))
+
+
+def test_metadata_is_not_read_when_the_source_is_opened(tmp_path):
+    source = release_with_metadata(tmp_path, "not,a,metadata,file\n")
+    assert source.metadata_path == str(tmp_path / "musicnet_metadata.csv")
+    assert "with musicnet_metadata.csv" in sources.describe(source)
+    with pytest.raises(DataError, match=r"^metadata file .*musicnet_metadata.csv line 1: the header has no column "
+                                        r"id, composer, ensemble$"):
+        sources.read_metadata(source)
+
+
+def test_a_huge_metadata_field_is_named_with_its_line(tmp_path):
+    source = release_with_metadata(tmp_path, "id,composer,ensemble\n1727,Bach,Solo Piano\n2494,Mozart," + "x" * 200_000 + "\n")
+    with pytest.raises(DataError, match="musicnet_metadata.csv line 3: field larger than field limit"):
+        sources.read_metadata(source)
+
+
+def test_metadata_over_the_size_limit_is_refused_before_it_is_read(tmp_path):
+    source = release_with_metadata(tmp_path, "")
+    with open(tmp_path / "musicnet_metadata.csv", "wb") as file:
+        file.truncate(int(sources.MAX_METADATA_MB * 1e6) + 1)  # sparse: nothing written
+    with pytest.raises(DataError, match=r"musicnet_metadata.csv is 2.0 MB, over the 2 MB limit"):
+        sources.read_metadata(source)
+
+
+def test_a_source_without_metadata_reads_as_empty(tmp_path):
+    write_csv_release(tmp_path, two_scores())
+    source = sources.open_source(str(tmp_path))
+    assert source.metadata_path is None and sources.read_metadata(source) == {}
+
+
+# ---------------------------------------------------------------- folders: links, depth, repeated names
+
+def test_links_leading_outside_the_release_are_skipped_with_one_warning(tmp_path, capsys):
+    write_csv_release(tmp_path / "elsewhere", {"9999": two_scores()["1727"]})
+    write_csv_release(tmp_path / "release", two_scores())
+    (tmp_path / "release" / "test_labels").rmdir()
+    (tmp_path / "release" / "test_labels").symlink_to(tmp_path / "elsewhere" / "train_labels")
+    (tmp_path / "release" / "train_labels" / "0001.csv").symlink_to(tmp_path / "elsewhere" / "train_labels" / "9999.csv")
+    (tmp_path / "release" / "train_labels" / "0002.csv").symlink_to("1727.csv")  # inside: read
+    source = sources.open_source(str(tmp_path / "release"))
+    assert sorted(source.recordings) == ["0002", "1727", "2494"] and source.test_ids == ()
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: skipped 2 of the entries in {tmp_path / 'release'}: symbolic links leading "
+                        "outside it (the first: train_labels/0001.csv)"]
+
+
+def test_folders_deeper_than_the_limit_are_skipped_and_counted(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sources, "MAX_FOLDER_DEPTH", 2)
+    write_csv_release(tmp_path, two_scores())
+    shallow = hostile.nested_folders(tmp_path / "train_labels", 2)  # train_labels/d/d: 2 deep, read
+    os.rename(tmp_path / "train_labels" / "1727.csv", os.path.join(shallow, "1727.csv"))
+    for name in ("e", "f"):  # train_labels/d/d/e and .../f: 3 deep, skipped
+        os.mkdir(os.path.join(shallow, name))
+    os.rename(tmp_path / "train_labels" / "2494.csv", os.path.join(shallow, "e", "2494.csv"))
+    source = sources.open_source(str(tmp_path))
+    assert sorted(source.recordings) == ["1727"]
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: skipped 2 of the entries in {tmp_path}: folders more than 2 levels deep "
+                        "(the first: train_labels/d/d/e)"]
+
+
+def test_one_stem_in_two_train_subfolders_names_both_files(tmp_path):
+    write_csv_release(tmp_path, two_scores())
+    for folder in ("a", "b"):
+        (tmp_path / "train_labels" / folder).mkdir()
+        (tmp_path / "train_labels" / folder / "1727.csv").write_text(CSV_HEADER + "\n")
+    os.unlink(tmp_path / "train_labels" / "1727.csv")
+    with pytest.raises(DataError, match="recording 1727 has two label files: train_labels/a/1727.csv and "
+                                        "train_labels/b/1727.csv"):
+        sources.open_source(str(tmp_path))
+
+
+def test_names_in_messages_are_escaped(tmp_path):
+    path = os.path.join(os.fsdecode(tmp_path), os.fsdecode(b"odd\xff\x1b[31m.txt"))
+    with open(path, "w") as file:
+        file.write("hello")
+    with pytest.raises(DataError, match=r"odd\\xff\\x1b\[31m\.txt is neither") as refusal:
+        sources.open_source(path)
+    assert str(refusal.value).isprintable()
+
+
+# ------------------------------------------------------------------ the audio passed over unread
+
+
+def py2_member(pitches, audio):
+    """A member as Python 2 pickled MusicNet: the audio a BINSTRING (Python 2's str), labels on the measure grid."""
+    data = audio.tobytes()
+    intervals = [hostile.interval(step * 22050, step * 22050 + 22050, pitch, beat=(step % 4) / 4)
+                 for step, pitch in enumerate(pitches)]
+    return hostile.pickled(hostile.entry(hostile.call(hostile.TREE, hostile.lst(*intervals)),
+                                         hostile.array(hostile.dtype("f4"), audio.shape,
+                                                       b"T" + struct.pack("<i", len(data)) + data)))
+
+
+def both_ways(path, song_id):
+    """load_member keeping the audio and passing it over → ((audio, labels), (audio, labels))."""
+    with zipfile.ZipFile(path) as archive:
+        return (sources.load_member(archive, str(path), song_id),
+                sources.load_member(archive, str(path), song_id, keep_audio=False))
+
+
+@pytest.mark.parametrize("writer", ["np.savez", "python2", "protocol 2"])
+def test_skipping_the_audio_gives_the_same_labels(tmp_path, writer):
+    path, expected = tmp_path / "a.npz", rising_line(0)
+    if writer == "np.savez":  # the audio is BINBYTES
+        np.savez(path, **{"0001": musicnet_entry(expected, AUDIO)})
+    elif writer == "protocol 2":  # Python 3's protocol 2 spells bytes as text: the reader reads it in full
+        write_py2_style_archive(path, {"0001": musicnet_entry(expected, AUDIO)})
+    else:
+        hostile.write_archive(path, {"0001": py2_member([60, 62, 64, 65], AUDIO)})
+    (audio, kept), (skipped, read) = both_ways(path, "0001")
+    np.testing.assert_array_equal(audio, AUDIO)
+    assert read == kept and len(read) == (4 if writer == "python2" else len(expected))
+    if writer == "protocol 2":
+        np.testing.assert_array_equal(skipped, AUDIO)
+    else:
+        assert skipped == SkippedArray((len(AUDIO),), np.dtype("<f4"))
+    if writer != "python2":
+        assert sorted(read) == sorted(tuple(interval) for interval in expected)
+
+
+def test_damage_inside_skipped_audio_still_fails_the_crc(tmp_path):
+    path = tmp_path / "a.npz"
+    np.savez(path, **{"0001": musicnet_entry(rising_line(0), AUDIO)})
+    data = bytearray(path.read_bytes())
+    data[data.index(AUDIO[5000:5010].tobytes())] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="damaged"):
+        list(sources.read_archive(path))
+
+
+def test_skipped_audio_cut_short_is_refused(tmp_path):
+    data = AUDIO.tobytes()
+    member = hostile.pickled(hostile.entry(hostile.lst(), hostile.array(hostile.dtype("f4"), AUDIO.shape, hostile.raw(data))))
+    hostile.write_archive(tmp_path / "a.npz", {"0001": member[:len(member) - 100]})
+    with pytest.raises(DataError, match="cut short"):
+        list(sources.read_archive(tmp_path / "a.npz"))
+
+
+@pytest.mark.parametrize("where", ["label field", "dtype name", "bytes()"])
+def test_a_skipped_byte_string_is_refused_anywhere_but_array_data(tmp_path, where):
+    big = hostile.raw(b"x" * sources.SKIP_FROM)
+    fields = hostile.tup(hostile.integer(1), hostile.integer(60), hostile.integer(0), big, hostile.text("Quarter"))
+    pickles = {"label field": hostile.entry(hostile.lst(hostile.call(hostile.INTERVAL, hostile.integer(0),
+                                                                     hostile.integer(10), fields))),
+               "dtype name": hostile.entry(hostile.lst(), hostile.array(hostile.call(hostile.DTYPE, big), (0,), hostile.raw(b""))),
+               "bytes()": hostile.entry(hostile.call(hostile.glob("__builtin__", "bytes"), big))}
+    hostile.write_archive(tmp_path / "a.npz", {"0001": hostile.pickled(pickles[where])})
+    with pytest.raises(DataError, match="cannot be read safely"):
+        list(sources.read_archive(tmp_path / "a.npz"))

@@ -1,38 +1,24 @@
-"""Settings, splits, the baseline, refusals of bad input, and a tiny end-to-end run through the command line."""
+"""The command line end to end: a tiny run through main(), its files and determinism, --help, refusals of bad
+input as one line on stderr, and TensorFlow's start-up notices kept out of the log."""
 import json
 import os
 import stat
+import subprocess
+import sys
 import wave
 
-import keras
 import numpy as np
 import pytest
 from intervaltree import IntervalTree
 
 import classically_deep as cd
-import training
-from conftest import chord_song, labels, musicnet_entry, quick_args, refused, timed_messages
+import configurator
 import midi_io
+import rolls
+from conftest import chord_song, musicnet_entry, quick_args, refused, score_notes, timed_messages
 from midi_io import midi_to_roll
 
-
-def test_override_is_typed_like_its_default():
-    settings = cd.resolve_settings(["--epochs=3", "--temperature=0.5", "--output_dir=x", "--save_mode=false"],
-                                   cd.default_settings())
-    assert (settings["epochs"], settings["temperature"], settings["output_dir"], settings["save_mode"]) == (3, 0.5, "x", False)
-    assert cd.default_settings()["epochs"] == cd.epochs  # defaults untouched
-
-
-def test_unknown_setting_is_refused_with_the_valid_names():
-    with pytest.raises(cd.SettingsError, match="unknown setting --epoch;.*epochs"):
-        cd.resolve_settings(["--epoch=3"], cd.default_settings())
-
-
-@pytest.mark.parametrize("arg", ["--epochs=three", "--time_base=bars", "--dropout=1.5", "epochs=3", "--learning_rate=-1",
-                                 "--note_floor=1", "--note_floor=-0.1"])
-def test_bad_values_are_refused(arg):
-    with pytest.raises(cd.SettingsError):
-        cd.resolve_settings([arg], cd.default_settings())
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_bad_setting_on_the_command_line_is_a_one_line_error(capsys):
@@ -44,41 +30,6 @@ def test_missing_explicit_data_path_is_an_error(tmp_path, capsys):
     assert cd.main([f"--data_path={tmp_path / 'nope.npz'}", f"--output_dir={tmp_path}"]) == 2
     assert "nope.npz not found" in capsys.readouterr().err
 
-
-def test_missing_default_data_path_falls_back_to_the_sample(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert cd.resolve_data_path(cd.DEFAULT_DATA_PATH) == cd.SAMPLE_PATH
-
-
-def test_standard_musicnet_test_recordings_form_the_test_set():
-    ids = [str(i) for i in range(1700, 2700, 7)] + cd.STANDARD_TEST_IDS
-    split = cd.split_ids(sorted(set(ids)))
-    assert split["test"] == cd.STANDARD_TEST_IDS
-    assert not set(split["train"]) & set(split["valid"])
-    assert len(split["train"]) + len(split["valid"]) + len(split["test"]) == len(set(ids))
-    assert split == cd.split_ids(sorted(set(ids)))
-
-
-def test_other_archives_get_a_deterministic_three_way_split():
-    ids = [f"{i:04d}" for i in range(20)]
-    split = cd.split_ids(ids)
-    assert all(split[part] for part in ("train", "valid", "test"))
-    assert sorted(sum(split.values(), [])) == ids
-
-
-def test_split_file_is_used_and_checked(tmp_path):
-    path = tmp_path / "split.json"
-    path.write_text(json.dumps({"train": ["0001"], "valid": ["0002"], "test": ["0003"]}))
-    assert cd.split_ids(["0001", "0002", "0003"], str(path))["test"] == ["0003"]
-    with pytest.raises(cd.DataError, match="0003"):
-        cd.split_ids(["0001", "0002"], str(path))
-
-
-def test_bernoulli_baseline_is_the_key_frequency_nll():
-    train = [np.array([[1, 0], [1, 0], [0, 0], [1, 1]], bool)]  # key 0: 3/4 -> (3+1)/(4+2); key 1: 2/6
-    test = [np.array([[0, 0], [1, 1]], bool)]                   # only the second frame is predicted
-    expected = -(np.log(4 / 6) + np.log(2 / 6))
-    assert cd.bernoulli_nll(train, test) == pytest.approx(expected)
 
 
 def run_tiny(tmp_path, name):
@@ -154,64 +105,17 @@ def test_same_seed_gives_the_same_run(tiny_runs):
         assert (tiny_runs[0] / f"generated_{number}.mid").read_bytes() == (tiny_runs[1] / f"generated_{number}.mid").read_bytes()
 
 
-def test_transposition_keeps_every_note_on_the_keyboard():
-    rng = np.random.default_rng(0)
-    piece = np.zeros((6, 88), bool)
-    piece[0:3, [0, 4, 7]] = True  # a chord at the very bottom: it can only move up
-    shifts = {training.transposition(piece, rng, 5) for _ in range(50)}
-    assert shifts == set(range(6))
-    top = np.roll(piece, 80, axis=1)  # the same chord with its top note on the last key: it can only move down
-    assert {training.transposition(top, rng, 5) for _ in range(50)} == set(range(-5, 1))
-    assert training.transposition(piece, rng, 0) == 0 and training.transposition(piece[:0], rng, 5) == 0
-
-
-def test_training_windows_cover_songs_and_mark_padding():
-    songs = [np.ones((5, 88), bool), np.ones((40, 88), bool)]
-    settings = {**cd.default_settings(), "seq_len": 16, "batch_size": 8, "transpose_range": 0, "pitch_profile": False}
-    windows, targets, weights = training.make_window_dataset(songs, settings)[0]
-    assert windows.shape == (8, 17, 88) and targets.shape == (8, 16, 88)
-    np.testing.assert_array_equal(targets, windows[:, 1:])
-    for window, weight in zip(windows, weights):
-        real = int(window.any(axis=1).sum())    # the short song gives 5 real frames, the long one 17
-        assert real in (5, 17)
-        assert weight.sum() == real - 1         # weight 1 exactly on targets inside the song
-
-
-def test_training_windows_bring_the_pitch_classes_heard_before_them_transposed_with_them():
-    song = np.eye(88, dtype=bool)                # frame t sounds key t: a window's first key is its start + shift
-    settings = {**cd.default_settings(), "seq_len": 16, "batch_size": 32, "transpose_range": 6, "pitch_profile": True}
-    (windows, heard), targets, weights = training.make_window_dataset([song], settings)[0]
-    assert heard.shape == (32, 12)
-
-    def heard_before(start):
-        return np.bincount(np.arange(start) % 12, minlength=12)
-
-    shifts = set()
-    for window, counts in zip(windows, heard):
-        first = int(np.argmax(window[0]))
-        matches = [shift for shift in range(-6, 7)
-                   if 0 <= first - shift and np.array_equal(counts, np.roll(heard_before(first - shift), shift))]
-        assert matches, (first, counts)
-        shifts.update(matches)
-    assert len(shifts) > 1                       # transposed windows were drawn and their counts moved with them
-
 
 def test_help_lists_every_setting(capsys):
     assert cd.main(["--help"]) == 0
     printed = capsys.readouterr().out
-    assert all(f"--{name}=" in printed for name in cd.SETTING_NAMES)
+    assert all(f"--{name}=" in printed for name in configurator.default_settings(cd.__file__))
 
 
-def test_a_silent_piece_is_written_and_reported(tmp_path, capsys):
-    settings = {**cd.default_settings(), "output_dir": str(tmp_path)}
-    paths = cd.generate_MIDI([np.zeros((8, 88), bool)], settings, program=1)
-    assert paths == [str(tmp_path / "generated_1.mid")]
-    assert "is silent" in capsys.readouterr().out
-
-
-def test_generated_midi_uses_the_program_that_covers_most_training_frames():
-    assert cd.most_played_program([1, 41, 41, 1], [500, 100, 100, 50]) == 1
-    assert cd.most_played_program([1, 41, 41], [100, 80, 80]) == 41
+def test_the_settings_read_from_the_source_are_the_drivers_globals_in_order():
+    written = {name: value for name, value in vars(cd).items()
+               if not name.startswith("_") and isinstance(value, (bool, int, float, str))}
+    assert list(configurator.default_settings(cd.__file__).items()) == list(written.items())
 
 
 # ------------------------------------------------------------------ refusals: one line on stderr, exit 2
@@ -311,33 +215,6 @@ def test_a_malformed_split_file_is_refused(content, tiny_archive, tmp_path, caps
     assert "split file" in refused(capsys, quick_args(tiny_archive, tmp_path, f"--split_path={path}"))
 
 
-def test_split_ids_may_be_numbers(tmp_path):
-    path = tmp_path / "split.json"
-    path.write_text(json.dumps({"train": [1], "valid": [2], "test": ["3"]}))
-    assert cd.split_ids(["1", "2", "3"], str(path)) == {"train": ["1"], "valid": ["2"], "test": ["3"]}
-
-
-def test_a_split_naming_a_skipped_recording_leaves_it_out_with_a_note(tmp_path, capsys):
-    path = tmp_path / "split.json"
-    path.write_text(json.dumps({"train": ["0001", "0099"], "valid": ["0002"], "test": ["0003"]}))
-    split = cd.split_ids(["0001", "0002", "0003"], str(path), unusable=["0099"])
-    assert split == {"train": ["0001"], "valid": ["0002"], "test": ["0003"]}
-    assert "skipped as unusable; left out of the split: 0099" in capsys.readouterr().out
-
-
-def test_empty_and_one_frame_recordings_are_skipped_with_a_note(tmp_path, capsys):
-    songs = {"ids": ["a", "b", "c", "d", "e"], "programs": [1] * 5, "skipped": [],
-             "rolls": [np.zeros((0, 88), bool), np.zeros((9, 88), bool), np.eye(3, 88, dtype=bool)[:1],
-                       np.ones((4, 88), bool), np.ones((5, 88), bool)]}
-    settings = {**cd.default_settings(), "cache_dir": str(tmp_path), "save_mode": False,
-                "data_path": str(cd.SAMPLE_PATH)}
-    source = cd.sources.open_source(cd.SAMPLE_PATH)
-    cd.rolls.save_rolls(cd.rolls.cache_path(cd.cache_key(source, settings), str(tmp_path), settings), songs)
-    with pytest.raises(cd.DataError, match="need at least one usable song"):  # two usable songs cannot fill three parts
-        cd.load_songs(source, settings)
-    assert "skipped 3 of 5 recordings with fewer than two frames that sound (empty, or too short to learn from): " \
-           "a, b, c" in capsys.readouterr().out
-
 
 def test_a_folder_where_settings_json_goes_is_a_one_line_error(tiny_archive, tmp_path, capsys):
     (tmp_path / "out" / "settings.json").mkdir(parents=True)
@@ -346,51 +223,97 @@ def test_a_folder_where_settings_json_goes_is_a_one_line_error(tiny_archive, tmp
     assert err.startswith("error: ") and err.count("\n") == 1 and "settings.json" in err, err
 
 
-# ------------------------------------------------------------------ a loss that stops being finite
 
-@keras.saving.register_keras_serializable(package="tests")
-class BlowUp(keras.optimizers.schedules.LearningRateSchedule):
-    """Learning rate 1e-2 for `steps` updates, then infinite: the weights, and the loss, stop being finite."""
+def test_a_training_error_is_a_one_line_error(monkeypatch, tmp_path, capsys):
+    import training
 
-    def __init__(self, steps):
-        self.steps = steps
+    def diverge(settings):
+        raise training.TrainingError("no epoch gave a finite validation NLL")
 
-    def __call__(self, step):
-        return keras.ops.where(step < self.steps, 1e-2, float("inf"))
-
-    def get_config(self):
-        return {"steps": self.steps}
+    monkeypatch.setattr(cd, "run", diverge)
+    assert cd.main([f"--output_dir={tmp_path}"]) == 2
+    assert capsys.readouterr().err == "error: no epoch gave a finite validation NLL\n"
 
 
-def train_until_it_blows_up(tmp_path, steps):
-    """cd.train on three chord songs (2 batches an epoch) with a BlowUp learning rate → (model, history)."""
-    from model import MusicLSTM, frame_nll
-    songs = [np.zeros((40, 88), bool) for _ in range(4)]
-    for i, roll in enumerate(songs):
-        roll[:, [40 + i, 44 + i, 47 + i]] = True
-        roll[::4] = False
-    settings = {**cd.default_settings(), "hidden_size": 16, "head_size": 8, "seq_len": 16, "batch_size": 4,
-                "output_dir": str(tmp_path), "epochs": 30}
-    keras.utils.set_random_seed(1)
-    model = MusicLSTM(num_keys=88, units=16, layers=1, head="nade", head_units=8)
-    model.compile(optimizer=keras.optimizers.Adam(BlowUp(steps), clipnorm=1.0), loss=frame_nll)
-    history, _ = training.train(model, songs[:3], songs[3:], settings)
-    return model, history
+# ------------------------------------------------------------------ TensorFlow's start-up notices
+
+NOTICES = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+           "I0000 00:00:1796084341.403100    2082 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+           "GPU will not be used.\n")
+HELD_BACK = f"""
+import os, warnings
+import classically_deep as cd
+with cd.native_notices_held_back():
+    {{body}}
+    os.write(2, {NOTICES!r}.encode() * 2)
+    os.write(2, b"E0000 00:00:1.5 7 kernel.cc:12] a real error\\n")
+    warnings.warn("a Python warning")
+"""
 
 
-def test_a_loss_that_stops_being_finite_ends_training_with_the_best_weights(tmp_path, capsys):
-    model, history = train_until_it_blows_up(tmp_path, steps=12)  # 6 good epochs
-    assert len(history["loss"]) == 7 and np.isnan(history["loss"][-1])
-    assert "training stopped in epoch 7: the training loss became nan; going on with the best weights (epoch 6" \
-        in capsys.readouterr().out
-    best = keras.saving.load_model(tmp_path / "best.keras")
-    for ours, saved in zip(model.get_weights(), best.get_weights()):
-        assert np.isfinite(ours).all()
-        np.testing.assert_array_equal(ours, saved)
+@pytest.mark.parametrize("body", ["pass", "import keras"], ids=["notices", "importing_keras"])
+def test_native_start_up_notices_are_dropped_and_errors_and_python_warnings_kept(body):
+    finished = subprocess.run([sys.executable, "-c", HELD_BACK.replace("{body}", body)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert "InitializeLog" not in finished.stderr and "cudart_stub" not in finished.stderr, finished.stderr
+    assert "E0000 00:00:1.5 7 kernel.cc:12] a real error\n" in finished.stderr
+    assert "UserWarning: a Python warning" in finished.stderr
 
 
-def test_a_loss_that_is_never_finite_is_a_training_error(tmp_path):
-    with pytest.raises(training.TrainingError, match="no epoch gave a finite validation NLL before the training loss "
-                                               "became nan in epoch 1.*lower --learning_rate"):
-        train_until_it_blows_up(tmp_path, steps=0)
-    assert not (tmp_path / "best.keras").exists()
+# ------------------------------------------------------------------ one corpus in three formats, primers, epochs=0
+
+TINY = ["--epochs=6", "--hidden_size=16", "--head_size=8", "--seq_len=16", "--batch_size=4", "--primer_frames=8",
+        "--generate_frames=8", "--num_outputs=1", "--max_minutes=2", "--steps_per_beat=2"]
+
+
+def test_one_corpus_in_three_formats_gives_the_same_test_nll(three_ways, tmp_path):
+    paths, split = three_ways
+    metrics = {}
+    for kind, path in paths.items():
+        out = tmp_path / kind
+        assert cd.main([f"--data_path={path}", f"--split_path={split}", f"--output_dir={out}",
+                        f"--cache_dir={tmp_path / 'cache'}", *TINY]) == 0
+        metrics[kind] = json.loads((out / "metrics.json").read_text())
+    assert metrics["npz"]["test_frame_nll"] == metrics["csv"]["test_frame_nll"] == metrics["midi"]["test_frame_nll"]
+    assert metrics["npz"]["test_songs"] == ["1006", "1007"]
+
+
+# ------------------------------------------------------------------ primers
+
+
+def test_a_users_midi_primes_generation_and_opens_the_result(three_ways, tmp_path):
+    paths, split = three_ways
+    primer = tmp_path / "mine.mid"
+    midi_io.notes_to_midi(score_notes((62, 0, 2), (66, 0, 2), (69, 2, 2), (74, 3, 1)), primer)
+    out = tmp_path / "out"
+    assert cd.main([f"--data_path={paths['npz']}", f"--split_path={split}", f"--output_dir={out}",
+                    f"--cache_dir={tmp_path / 'cache'}", f"--primer_path={primer}", *TINY]) == 0
+    written = midi_io.midi_to_notes(out / "generated_1.mid")
+    settings = configurator.resolve_settings(TINY, configurator.default_settings())
+    expected = rolls.organize_song(midi_io.midi_to_notes(primer), **settings)[:8]
+    generated = rolls.organize_song(written, **settings)
+    np.testing.assert_array_equal(generated[:8], expected)
+    marker_ticks = [tick for message, tick in timed_messages(out / "generated_1.mid") if message.type == "marker"]
+    assert marker_ticks == [8 * midi_io.TICKS_PER_FRAME]
+
+
+def test_a_primer_without_notes_in_range_is_a_clear_error(three_ways, tmp_path, capsys):
+    paths, split = three_ways
+    primer = tmp_path / "high.mid"
+    midi_io.notes_to_midi(score_notes((120, 0, 4)), primer)
+    code = cd.main([f"--data_path={paths['npz']}", f"--split_path={split}", f"--output_dir={tmp_path / 'out'}",
+                    f"--primer_path={primer}", *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and "has no notes between MIDI 21 and 108" in err and err.count("\n") == 1
+
+
+def test_epochs_zero_writes_the_cache_and_no_model(tmp_path):
+    command = [sys.executable, os.path.join(ROOT, "classically_deep.py"), "--epochs=0",
+               f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(os.listdir(tmp_path / "cache")) == 1 and os.listdir(tmp_path / "cache")[0].startswith("rolls-")
+    assert sorted(os.listdir(tmp_path / "out")) == ["settings.json"]  # no checkpoint, metrics or MIDI
+    assert "epochs=0: preprocessing only, nothing trained" in done.stdout
+    assert "labels" in done.stdout and "28 train recordings" in done.stdout

@@ -1,4 +1,5 @@
-"""MIDI files → notes and notes → MIDI files, through real files written with mido or byte by byte."""
+"""midi_io: MIDI files → notes, rolls and performances, and notes and rolls → MIDI files, through real files
+written with mido or byte by byte."""
 import os
 import struct
 import tracemalloc
@@ -8,10 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 import rolls
 from files import DataError
-from midi_io import midi_to_notes, notes_to_midi
+from midi_io import (PERFORMANCE_DTYPE, TICKS_PER_FRAME, midi_to_notes, midi_to_performance, midi_to_roll, notes_to_midi,
+                     roll_to_midi)
+from rolls import roll_to_notes
 
 SR = rolls.SAMPLE_RATE
 EXAMPLES = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -62,6 +66,14 @@ def beats(notes):
 def seconds(notes):
     """Notes → [(start, end)] in seconds, rounded to the microsecond."""
     return [(round(n["start"] / SR, 6), round(n["end"] / SR, 6)) for n in notes]
+
+
+def delta_file(path, tracks, ticks_per_beat):
+    """Write tracks of (delta tick, message) pairs as a type-1 file with mido → path."""
+    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat,
+                         tracks=[mido.MidiTrack(message.copy(time=delta) for delta, message in track) for track in tracks])
+    midi.save(path)
+    return path
 
 
 def smf(*tracks, file_type=1, division=480, num_tracks=None):
@@ -280,25 +292,54 @@ def test_a_file_with_many_events_is_read_whole(tmp_path):
 
 # ------------------------------------------------------------------ reading: against mido's own reading
 
-def reference_notes(path):
-    """What mido makes of a file, slowly: merged messages in seconds, first-in-first-out per channel and pitch."""
+CONTROLLERS = {0: "bank", 7: "volume", 10: "pan", 11: "expression", 64: "pedal"}
+PERFORMANCE_FIELDS = ["channel", "key", "velocity", "bank", "program", "volume", "expression", "pan", "start", "sounding"]
+
+
+def mido_playback(path):
+    """What mido makes of a file, slowly → (notes in onset order as dicts, ticks per beat, seconds at the last message).
+
+    Merged messages; times in ticks and in seconds summed message by message;
+    note_offs pair first in, first out per channel and pitch; a note released
+    while its channel's pedal is down (64 or more) sounds until the pedal is let go
+    ("sounding"); notes left sounding end at the last message.
+    """
     midi = mido.MidiFile(path)
-    now, tick, program, sounding, found = 0.0, 0, [1] * 16, {}, []
+    now, tick, found, sounding, held = 0.0, 0, [], {}, {}
+    channels = [{"bank": 0, "program": 0, "volume": 100, "expression": 127, "pan": 64, "pedal": 0} for _ in range(16)]
     for timed, message in zip(mido.merge_tracks(midi.tracks), midi):  # the same messages: delta ticks and delta seconds
         now, tick = now + message.time, tick + timed.time
+        channel = getattr(message, "channel", None)
         if message.type == "program_change":
-            program[message.channel] = message.program + 1
-        elif message.type in ("note_on", "note_off") and message.channel != 9:
-            key = (message.channel, message.note)
-            if message.type == "note_on" and message.velocity > 0:
-                found.append([message.note, program[message.channel], tick, now, None, None])
-                sounding.setdefault(key, []).append(found[-1])
-            elif sounding.get(key):
-                sounding[key].pop(0)[4:] = [tick, now]
-    found = [note if note[4] is not None else note[:4] + [tick, now] for note in found]
-    found = sorted((note for note in found if note[4] > note[2]), key=lambda note: (note[2], note[0]))
-    return [(pitch, program, start / midi.ticks_per_beat, (end - start) / midi.ticks_per_beat, begin, finish)
-            for pitch, program, start, begin, end, finish in found]
+            channels[channel]["program"] = message.program
+        elif message.type == "control_change" and message.control in CONTROLLERS:
+            channels[channel][CONTROLLERS[message.control]] = message.value
+            if message.control == 64 and message.value < 64:
+                for note in held.pop(channel, []):
+                    note["sounding"] = now
+        elif message.type == "note_on" and message.velocity > 0:
+            found.append({"channel": channel, "key": message.note, "velocity": message.velocity, "start_tick": tick,
+                          "start": now, **{name: value for name, value in channels[channel].items() if name != "pedal"}})
+            sounding.setdefault((channel, message.note), []).append(found[-1])
+        elif message.type in ("note_on", "note_off") and sounding.get((channel, message.note)):
+            note = sounding[channel, message.note].pop(0)
+            note.update(end_tick=tick, end=now)
+            if channels[channel]["pedal"] >= 64:
+                held.setdefault(channel, []).append(note)
+            else:
+                note["sounding"] = now
+    for note in found:
+        note.update({name: note.get(name, default) for name, default in (("end_tick", tick), ("end", now), ("sounding", now))})
+    return found, midi.ticks_per_beat, now
+
+
+def reference_notes(path):
+    """What mido makes of a file for the rolls: mido_playback's notes but drums and zero-length ones, by start then pitch."""
+    found, ticks_per_beat, _ = mido_playback(path)
+    kept = sorted((note for note in found if note["channel"] != 9 and note["end_tick"] > note["start_tick"]),
+                  key=lambda note: (note["start_tick"], note["key"]))
+    return [(note["key"], note["program"] + 1, note["start_tick"] / ticks_per_beat,
+             (note["end_tick"] - note["start_tick"]) / ticks_per_beat, note["start"], note["end"]) for note in kept]
 
 
 channels = st.sampled_from([0, 0, 1, 9])  # few channels and pitches: notes of one pitch overlap often
@@ -321,14 +362,88 @@ tracks = st.lists(st.lists(st.tuples(st.sampled_from([0, 0, 1, 60, 300]), messag
 @EXAMPLES
 @given(events=tracks, ticks_per_beat=st.sampled_from([1, 96, 480, 7]))
 def test_any_file_reads_as_mido_reads_it(tmp_path, events, ticks_per_beat):
-    midi = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat,
-                         tracks=[mido.MidiTrack(message.copy(time=delta) for delta, message in track) for track in events])
-    path = tmp_path / "random.mid"
-    midi.save(path)
+    path = delta_file(tmp_path / "random.mid", events, ticks_per_beat)
     notes, expected = midi_to_notes(path), reference_notes(path)
     assert beats(notes) == [row[:4] for row in expected]
     np.testing.assert_allclose(notes["start"], [row[4] * SR for row in expected], rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(notes["end"], [row[5] * SR for row in expected], rtol=1e-9, atol=1e-6)
+
+
+# ------------------------------------------------------------------ reading a performance: what the renderer plays
+
+def performance(notes):
+    """PERFORMANCE_DTYPE notes → [(channel, key, velocity, bank, program, volume, expression, pan, start, end)]."""
+    fields = ["channel", "key", "velocity", "bank", "program", "volume", "expression", "pan", "start", "end"]
+    return [tuple(note) for note in notes[fields].tolist()]
+
+
+def control(tick, number, value, channel=0):
+    return tick, mido.Message("control_change", channel=channel, control=number, value=value)
+
+
+def program_change(tick, program, channel=0):
+    return tick, mido.Message("program_change", channel=channel, program=program)
+
+
+def test_a_performance_has_each_notes_velocity_bank_program_and_controllers_at_its_onset(tmp_path):
+    events = [control(0, 0, 8), program_change(0, 48), control(0, 7, 90), control(0, 10, 20), on(0, 60, velocity=100),
+              control(480, 11, 60), control(480, 10, 127), on(480, 64, velocity=30), off(960, 60), off(960, 64)]
+    path = midi_file(tmp_path / "a.mid", [tempo(0, 60)], events)  # one second a beat
+    notes, length = midi_to_performance(path)
+    assert notes.dtype == PERFORMANCE_DTYPE and length == 2.0
+    assert performance(notes) == [(0, 60, 100, 8, 48, 90, 127, 20, 0.0, 2.0), (0, 64, 30, 8, 48, 90, 60, 127, 1.0, 2.0)]
+
+
+def test_a_channel_that_sets_nothing_plays_at_the_general_midi_defaults(tmp_path):
+    notes, _ = midi_to_performance(midi_file(tmp_path / "a.mid", notes_track((60, 80, 0, 480), channel=3)))
+    assert performance(notes) == [(3, 60, 80, 0, 0, 100, 127, 64, 0.0, 0.5)]
+
+
+def test_the_sustain_pedal_holds_released_notes_until_it_is_let_go(tmp_path):
+    events = [control(0, 64, 127), on(0, 60), off(240, 60), on(240, 62), off(480, 62), control(960, 64, 0),
+              on(960, 64), off(1200, 64), control(1200, 64, 64), on(1440, 65), off(1680, 65),
+              (1920, mido.MetaMessage("text", text="end"))]
+    path = midi_file(tmp_path / "a.mid", events)  # 120 bpm: a beat is half a second
+    notes, length = midi_to_performance(path)
+    assert [(key, start, end) for _, key, *_, start, end in performance(notes)] == [
+        (60, 0.0, 1.0), (62, 0.25, 1.0), (64, 1.0, 1.25), (65, 1.5, 2.0)]  # 65 is still held when the file ends
+    assert length == 2.0
+    assert seconds(midi_to_notes(path)) == [(0.0, 0.25), (0.25, 0.5), (1.0, 1.25), (1.5, 1.75)]  # rolls: the notes as written
+
+
+def test_a_performance_keeps_drums_and_zero_length_notes_in_onset_order(tmp_path):
+    events = [on(0, 64), on(0, 36, velocity=120, channel=9), off(0, 64), off(240, 36, channel=9), on(240, 60), off(480, 60)]
+    path = midi_file(tmp_path / "a.mid", events)
+    assert [(channel, key, start, end) for channel, key, *_, start, end in performance(midi_to_performance(path)[0])] == [
+        (0, 64, 0.0, 0.0), (9, 36, 0.0, 0.25), (0, 60, 0.25, 0.5)]
+    assert beats(midi_to_notes(path)) == [(60, 1, 0.5, 0.5)]
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_a_damaged_file_is_refused_in_the_same_words_for_a_performance_as_for_notes(tmp_path, name):
+    path = tmp_path / f"{name}.mid"
+    path.write_bytes(BROKEN[name][0])
+    with pytest.raises(DataError) as for_notes:
+        midi_to_notes(path)
+    with pytest.raises(DataError) as for_performance:
+        midi_to_performance(path)
+    assert str(for_performance.value) == str(for_notes.value)
+
+
+controls = st.builds(lambda c, number, value: mido.Message("control_change", channel=c, control=number, value=value),
+                     channels, st.sampled_from([0, 7, 10, 11, 64, 64, 1]), st.sampled_from([0, 63, 64, 127, 5]))
+played = st.lists(st.lists(st.tuples(st.sampled_from([0, 0, 1, 60, 300]), st.one_of(messages, controls)),
+                           min_size=4, max_size=40), min_size=1, max_size=3)
+
+
+@EXAMPLES
+@given(events=played, ticks_per_beat=st.sampled_from([1, 96, 480, 7]))
+def test_any_file_plays_as_mido_plays_it_to_the_last_bit(tmp_path, events, ticks_per_beat):
+    path = delta_file(tmp_path / "random.mid", events, ticks_per_beat)
+    notes, length = midi_to_performance(path)
+    expected, _, now = mido_playback(path)
+    assert performance(notes) == [tuple(note[field] for field in PERFORMANCE_FIELDS) for note in expected]
+    assert length == now  # seconds summed as mido sums them: the built-in renderer's samples stay where they were
 
 
 # ------------------------------------------------------------------ writing notes and reading them back
@@ -423,3 +538,188 @@ def test_notes_to_midi_then_midi_to_notes_gives_the_notes_back(tmp_path, rows, b
     np.testing.assert_allclose(back["end"], notes["end"], rtol=1e-12, atol=1e-6)
     for grid in ({"time_base": "seconds", "steps_per_second": 10.0}, {"time_base": "beats", "steps_per_beat": 8}):
         np.testing.assert_array_equal(rolls.organize_song(back, **grid), rolls.organize_song(notes, **grid))
+
+
+# ------------------------------------------------------------------ rolls → MIDI files → rolls
+
+def example_roll():
+    roll = np.zeros((24, 88), bool)
+    roll[0:4, 39] = True    # a held note
+    roll[4:8, 39] = True    # ... tied on: still one note (frames 0-7)
+    roll[2:3, 43] = True    # one-frame note
+    roll[10:12, 43] = True  # same pitch again later: a second note
+    roll[0, 0] = True       # lowest key
+    roll[23, 87] = True     # highest key, last frame
+    return roll
+
+
+def test_held_frames_become_one_note():
+    keys, starts, ends = roll_to_notes(example_roll())
+    assert sorted(zip(keys, starts, ends)) == [(0, 0, 1), (39, 0, 8), (43, 2, 3), (43, 10, 12), (87, 23, 24)]
+
+
+def test_roll_to_midi_to_roll_round_trip_in_seconds(tmp_path):
+    path = tmp_path / "song.mid"
+    notes = roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=8, bpm=60)
+    assert notes == 5
+    back = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=8)
+    np.testing.assert_array_equal(back, example_roll())
+
+
+def test_round_trip_on_the_beat_grid_at_another_tempo(tmp_path):
+    path = tmp_path / "song.mid"
+    roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=100)
+    back = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4 * 100 / 60)
+    np.testing.assert_array_equal(back, example_roll())
+
+
+def test_trailing_silence_survives_the_round_trip(tmp_path):
+    roll = np.zeros((16, 88), bool)
+    roll[0:2, 40] = True
+    roll_to_midi(roll, tmp_path / "a.mid", lowest_note=21, frames_per_beat=4, bpm=60)
+    assert midi_to_roll(tmp_path / "a.mid", lowest_note=21, highest_note=108, frames_per_second=4).shape == (16, 88)
+
+
+def test_midi_file_has_the_program_tempo_and_pitches(tmp_path):
+    path = tmp_path / "song.mid"
+    roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=90, program=41)
+    messages = list(mido.MidiFile(path).tracks[0])
+    assert [m.program for m in messages if m.type == "program_change"] == [40]  # MusicNet 41 = violin = GM 40
+    assert [round(mido.tempo2bpm(m.tempo)) for m in messages if m.type == "set_tempo"] == [90]
+    pitches = sorted(m.note for m in messages if m.type == "note_on" and m.velocity > 0)
+    assert pitches == [21, 60, 64, 64, 108]
+
+
+def test_empty_roll_writes_a_valid_silent_file(tmp_path):
+    path = tmp_path / "empty.mid"
+    assert roll_to_midi(np.zeros((8, 88), bool), path, lowest_note=21, frames_per_beat=4, bpm=60) == 0
+    assert not midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4).any()
+
+
+def test_midi_file_is_written_whole_with_ordinary_permissions(tmp_path):
+    (tmp_path / "plain").write_bytes(b"")  # what open() gives under this umask
+    roll_to_midi(example_roll(), tmp_path / "song.mid", lowest_note=21, frames_per_beat=4, bpm=60)
+    assert sorted(os.listdir(tmp_path)) == ["plain", "song.mid"]  # no temporary file left beside it
+    assert os.stat(tmp_path / "song.mid").st_mode == os.stat(tmp_path / "plain").st_mode
+
+
+def test_a_file_that_is_not_midi_is_a_data_error(tmp_path):
+    path = tmp_path / "song.mid"
+    path.write_bytes(b"RIFF....WAVEfmt ")
+    with pytest.raises(rolls.DataError, match="is not a readable MIDI file"):
+        midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
+
+
+def test_a_truncated_midi_file_is_a_data_error(tmp_path):
+    path = tmp_path / "song.mid"
+    roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=60)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(rolls.DataError, match="is not a readable MIDI file"):
+        midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
+
+
+def test_a_midi_file_over_max_frames_is_refused_before_the_roll_is_built(tmp_path):
+    path = tmp_path / "long.mid"
+    track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=80, time=0),
+                            mido.Message("note_off", note=60, velocity=0, time=0x0FFFFFFF)])  # the largest delta time
+    mido.MidiFile(ticks_per_beat=1, tracks=[track]).save(path)  # 2**28 beats at 120 bpm: 4 years
+    with pytest.raises(rolls.BadRecording, match="over max_frames=1000000"):
+        midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
+
+
+def absolute_events(path):
+    """(absolute tick, message) pairs of a MIDI file's first track."""
+    tick, events = 0, []
+    for message in mido.MidiFile(path).tracks[0]:
+        tick += message.time
+        events.append((tick, message))
+    return events
+
+
+def test_marker_marks_the_frame_where_the_model_takes_over(tmp_path):
+    path = tmp_path / "song.mid"
+    roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=60, marker_frame=10)
+    markers = [(tick, message.text) for tick, message in absolute_events(path) if message.type == "marker"]
+    assert markers == [(10 * TICKS_PER_FRAME, "model continues")]
+    back = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
+    np.testing.assert_array_equal(back, example_roll())  # the marker changes no note
+
+
+def test_marker_comes_after_the_notes_that_end_and_before_those_that_start_at_its_frame(tmp_path):
+    roll = np.zeros((8, 88), bool)
+    roll[0:4, 60 - 21] = True  # primer
+    roll[4:8, 62 - 21] = True  # continuation
+    path = tmp_path / "song.mid"
+    roll_to_midi(roll, path, lowest_note=21, frames_per_beat=4, bpm=60, marker_frame=4, marker_text="primer ends")
+    at_frame = [(message.type, getattr(message, "note", getattr(message, "text", None)))
+                for tick, message in absolute_events(path) if tick == 4 * TICKS_PER_FRAME]
+    assert at_frame == [("note_off", 60), ("marker", "primer ends"), ("note_on", 62)]
+
+
+@pytest.mark.parametrize("frame", [0, 24])
+def test_marker_may_sit_at_the_first_or_after_the_last_frame(tmp_path, frame):
+    path = tmp_path / "song.mid"
+    roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=60, marker_frame=frame)
+    assert [tick for tick, message in absolute_events(path) if message.type == "marker"] == [frame * TICKS_PER_FRAME]
+    assert midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4).shape == (24, 88)
+
+
+def test_no_marker_unless_asked(tmp_path):
+    roll_to_midi(example_roll(), tmp_path / "song.mid", lowest_note=21, frames_per_beat=4, bpm=60)
+    assert not [message for _, message in absolute_events(tmp_path / "song.mid") if message.type == "marker"]
+
+
+@pytest.mark.parametrize("frame", [-1, 25, 2.5])
+def test_a_marker_off_the_roll_is_a_data_error(tmp_path, frame):
+    with pytest.raises(rolls.DataError, match="marker_frame must be a whole frame from 0 to 24"):
+        roll_to_midi(example_roll(), tmp_path / "song.mid", lowest_note=21, frames_per_beat=4, bpm=60, marker_frame=frame)
+    assert not os.listdir(tmp_path)
+
+
+def test_drums_are_left_out_of_a_roll_read_from_midi(tmp_path):
+    path = tmp_path / "drums.mid"
+    track = mido.MidiTrack([mido.Message("note_on", channel=9, note=36, velocity=100, time=0),
+                            mido.Message("note_on", channel=0, note=60, velocity=80, time=0),
+                            mido.Message("note_off", channel=9, note=36, time=480),
+                            mido.Message("note_off", channel=0, note=60, time=0)])
+    mido.MidiFile(ticks_per_beat=480, tracks=[track]).save(path)  # one beat at 120 bpm: 2 frames at 4 a second
+    expected = np.zeros((2, 88), bool)
+    expected[:, 60 - 21] = True
+    np.testing.assert_array_equal(midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4), expected)
+
+
+# ------------------------------------------------------------------ property tests: rolls through MIDI files and back
+
+ROUND_TRIP_EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@st.composite
+def keyboard_rolls(draw):
+    """(roll, lowest_note): a random (frames, keys) bool roll placed somewhere on the MIDI range."""
+    keys = draw(st.integers(1, 24))
+    roll = draw(arrays(bool, st.tuples(st.integers(0, 40), st.just(keys))))
+    return roll, draw(st.integers(0, 128 - keys))
+
+
+@ROUND_TRIP_EXAMPLES
+@given(roll_and_lowest=keyboard_rolls(), fps=st.integers(1, 16))
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_roll_through_a_midi_file_and_back_on_the_seconds_grid(tmp_path, roll_and_lowest, fps):
+    roll, lowest = roll_and_lowest
+    path = tmp_path / "song.mid"
+    roll_to_midi(roll, path, lowest_note=lowest, frames_per_beat=fps, bpm=60)  # one MIDI beat = one second
+    back = midi_to_roll(path, lowest_note=lowest, highest_note=lowest + roll.shape[1] - 1, frames_per_second=fps)
+    np.testing.assert_array_equal(back, roll)
+
+
+@ROUND_TRIP_EXAMPLES
+@given(roll_and_lowest=keyboard_rolls(), steps_per_beat=st.integers(1, 12),
+       bpm=st.sampled_from([48, 50, 75, 80, 96, 100, 120, 125, 150, 160, 200, 240]))  # whole microseconds a beat
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_roll_through_a_midi_file_and_back_on_the_beat_grid(tmp_path, roll_and_lowest, steps_per_beat, bpm):
+    roll, lowest = roll_and_lowest
+    path = tmp_path / "song.mid"
+    roll_to_midi(roll, path, lowest_note=lowest, frames_per_beat=steps_per_beat, bpm=bpm)
+    back = midi_to_roll(path, lowest_note=lowest, highest_note=lowest + roll.shape[1] - 1,
+                        frames_per_second=steps_per_beat * bpm / 60)
+    np.testing.assert_array_equal(back, roll)

@@ -1,0 +1,100 @@
+"""Composing: prime a trained model, sample new pieces, write each as MIDI and as WAV in output_dir.
+
+    pieces = compose(model, test_rolls, program, settings)   # output_dir/generated_N.mid
+    pieces = [render_audio(piece, settings) for piece in pieces]   # output_dir/generated_N.wav beside each
+
+A primer is the opening of a held-out song, or of the MIDI file primer_path
+(read_primer reads it on the run's own grid; the driver calls it before any
+training, so a bad primer is refused at once). The model module, and with it
+Keras, is imported only where sampling starts, for the same reason.
+"""
+import os
+
+import numpy as np
+from tqdm import tqdm
+
+import listen
+from files import DataError, printable
+from midi_io import midi_to_notes, roll_to_midi
+from musicstats import frames_per_unit
+from rolls import BadRecording, organize_song
+
+
+def frames_per_beat_and_bpm(settings):
+    """(frames per MIDI beat, MIDI tempo in bpm) for writing rolls of these settings: on the seconds grid one
+    MIDI beat is one second, so frame times stay exact."""
+    return frames_per_unit(settings), settings["bpm"] if settings["time_base"] == "beats" else 60.0
+
+
+def read_primer(settings):
+    """primer_path's opening primer_frames frames on the run's own grid → (frames, keys) bool roll; DataError if silent."""
+    path = settings["primer_path"]
+    try:
+        roll = organize_song(midi_to_notes(path), **settings)[:settings["primer_frames"]]
+    except BadRecording as err:  # times or pitches a roll cannot hold: name the primer, not just the notes
+        raise DataError(f"primer {printable(path)} cannot be used: {err}") from None
+    if not roll.any():
+        raise DataError(f"primer {printable(path)} has no notes between MIDI {settings['lowest_note']} and "
+                        f"{settings['highest_note']} in its first {settings['primer_frames']} frames")
+    if len(roll) < settings["primer_frames"]:
+        print(f"note: primer {printable(path)} is {len(roll)} frames long, shorter than primer_frames={settings['primer_frames']}")
+    return roll
+
+
+def generate_song(model, primers, num_frames, temperature=1.0, seed=0, floor=0.0):
+    """Prime with (songs, frames, keys) bool rolls, then sample num_frames more → (songs, num_frames, keys) bool."""
+    from model import Sampler  # Keras loads here, where sampling starts (see the module docstring)
+    frames = Sampler(model, temperature, seed, floor).frames(primers, num_frames)
+    return np.stack(list(tqdm(frames, total=num_frames, desc="composing", unit="frame")), axis=1)
+
+
+def generate_MIDI(songs, settings, program, primer_frames=None):
+    """Write each generated roll to output_dir/generated_N.mid (a marker at primer_frames, where the model
+    takes over, when the roll starts with its primer); print path, seconds, notes → paths."""
+    frames_per_beat, tempo = frames_per_beat_and_bpm(settings)
+    paths = []
+    for number, roll in enumerate(songs, start=1):
+        path = os.path.join(settings["output_dir"], f"generated_{number}.mid")
+        notes = roll_to_midi(roll, path, lowest_note=settings["lowest_note"], frames_per_beat=frames_per_beat,
+                             bpm=tempo, program=program, marker_frame=primer_frames)
+        seconds = len(roll) / frames_per_beat * 60.0 / tempo
+        print(f"wrote {printable(path)}: {seconds:.1f} s, {notes} notes")
+        if notes == 0:
+            print(f"warning: {printable(path)} is silent — the model drew no notes (try more training or a higher temperature)")
+        paths.append(path)
+    return paths
+
+
+def compose(model, test_rolls, program, settings):
+    """Prime with primer_path or the openings of test songs, generate num_outputs pieces, write them as MIDI
+    → [{'name', 'midi', 'roll' (primer included when include_primer), 'primer_frames' (0 if not)}]."""
+    if settings["num_outputs"] == 0 or settings["generate_frames"] == 0:
+        print("generation skipped: num_outputs or generate_frames is 0")
+        return []
+    if settings["primer_path"]:
+        primers = [read_primer(settings)]
+    else:
+        primers = [roll[:settings["primer_frames"]] for roll in test_rolls if len(roll) >= settings["primer_frames"]]
+    if not primers:
+        raise DataError(f"no held-out song has primer_frames={settings['primer_frames']} frames")
+    primers = np.stack([primers[n % len(primers)] for n in range(settings["num_outputs"])])
+    generated = generate_song(model, primers, settings["generate_frames"], settings["temperature"], settings["seed"],
+                              settings["note_floor"])
+    primer_frames = primers.shape[1] if settings["include_primer"] else 0
+    songs = np.concatenate([primers, generated], axis=1) if primer_frames else generated
+    paths = generate_MIDI(songs, settings, program, primer_frames=primer_frames or None)
+    return [{"name": os.path.splitext(os.path.basename(path))[0], "midi": path, "roll": roll, "primer_frames": primer_frames}
+            for path, roll in zip(paths, songs)]
+
+
+def render_audio(piece, settings):
+    """A WAV beside a piece's MIDI (listen.render_wav); print its path or why there is none
+    → the piece with 'wav' (its path, or None) and, where there is no audio, 'wav_error'."""
+    wav = os.path.join(settings["output_dir"], piece["name"] + ".wav")
+    try:
+        audio = listen.render_wav(piece["midi"], wav, soundfont=settings["soundfont"])
+    except DataError as err:
+        print(f"warning: no audio for {piece['name']}: {err}")
+        return {**piece, "wav": None, "wav_error": str(err)}
+    print(f"wrote {printable(wav)}: {audio['seconds']:.1f} s ({audio['renderer']})")
+    return {**piece, "wav": wav}

@@ -1,0 +1,394 @@
+"""data_path → cached piano rolls → train / valid / test split: filters, the reader process pool, the roll cache file.
+
+    source = sources.open_source(resolve_data_path(settings["data_path"]))
+    parts, split, program = load_songs(source, settings)   # parts: {'train', 'valid', 'test'}: lists of rolls
+
+The cache is a plain (pickle-free) npz named by a hash of the source's files
+and the settings that made its rolls; every array is checked before it is used.
+"""
+import hashlib
+import json
+import multiprocessing
+import os
+import signal
+import zipfile
+
+import numpy as np
+from tqdm import tqdm
+
+import rolls
+import sources
+from files import DataError, atomic_write, check_readable_file, make_dir, printable
+from rolls import BadRecording
+
+DEFAULT_DATA_PATH = "data/musicnet.npz"
+SAMPLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sample.npz")
+STANDARD_TEST_IDS = ["1759", "1819", "2106", "2191", "2298", "2303", "2382", "2416", "2556", "2628"]
+VALID_FRACTION = 0.1             # share of non-test songs held out for validation
+SPLIT_SEED = 20170101            # fixed, so the split does not move with `seed`
+
+
+# ------------------------------------------------------------------ data path and split
+
+def resolve_data_path(path):
+    """The data to read: the given path, or the embedded sample when the default is absent; a file must be readable."""
+    if not os.path.lexists(path):
+        if path != DEFAULT_DATA_PATH:
+            raise DataError(f"{printable(path)} not found — download MusicNet (see data/README.md) or pass --data_path=...")
+        print(f"{DEFAULT_DATA_PATH} not found: using the embedded sample {printable(os.path.relpath(SAMPLE_PATH))} "
+              "(see data/README.md to get the real MusicNet)")
+        path = SAMPLE_PATH
+    if not os.path.isdir(path):  # what a folder holds is the reader's to judge
+        check_readable_file(path, "data file")  # a FIFO or device is refused before anything opens it
+    return path
+
+
+MAX_SPLIT_MB = 10  # a split file lists ids: MusicNet's is a few kB
+
+
+def read_split(split_path):
+    """Split file → {'train', 'valid', 'test'}: lists of str ids, checked: three lists of ids, no id twice."""
+    info = check_readable_file(split_path, "split file")
+    if info.st_size > MAX_SPLIT_MB * 1e6:
+        raise DataError(f"split file {printable(split_path)} is {info.st_size / 1e6:.0f} MB; a split file lists ids "
+                        f"(at most {MAX_SPLIT_MB} MB)")
+    shape = '{"train": [ids], "valid": [ids], "test": [ids]}'
+    try:
+        with open(split_path, encoding="utf-8") as file:
+            parts = json.load(file)
+    except (OSError, ValueError, RecursionError) as err:
+        raise DataError(f"split file {printable(split_path)} is not JSON like {shape} ({str(err)[:120]})") from None
+    if not isinstance(parts, dict) or not all(isinstance(parts.get(part), list) for part in ("train", "valid", "test")):
+        raise DataError(f"split file {printable(split_path)} is not {shape}")
+    split = {}
+    for part in ("train", "valid", "test"):
+        bad = [song_id for song_id in parts[part] if type(song_id) not in (str, int)]
+        if bad:
+            raise DataError(f"split file {printable(split_path)}: {part} holds {str(bad[0])[:40]!r}, not a recording id")
+        split[part] = [str(song_id) for song_id in parts[part]]
+    seen = {}
+    for part, part_ids in split.items():
+        for song_id in part_ids:
+            seen.setdefault(song_id, []).append(part)
+    repeated = {song_id: places for song_id, places in seen.items() if len(places) > 1}
+    if repeated:
+        listed = ", ".join(f"{song_id} ({' and '.join(places)})" for song_id, places in list(repeated.items())[:10])
+        raise DataError(f"split file {printable(split_path)} names {len(repeated)} recording(s) more than once: {listed}")
+    return split
+
+
+def split_ids(ids, split_path="", unusable=(), test_ids=None, aliases=None):
+    """Recording ids → {'train', 'valid', 'test'} id lists: a split file; else the source's own test set
+    (test_ids: a CSV release's test_labels/) or MusicNet's standard one, and a fixed 10% of the rest
+    for validation; else a deterministic 10% / 10% split.
+
+    Ids of a split file that are in `unusable` (recordings skipped as unusable)
+    are dropped with a note; ids the data lacks altogether are an error.
+    aliases: other names the split file may use for an id (a MIDI file's relative path).
+    """
+    if split_path:
+        split = read_split(split_path)
+        split = {part: [(aliases or {}).get(song_id, song_id) for song_id in part_ids] for part, part_ids in split.items()}
+        named, unusable = sum(split.values(), []), set(unusable)
+        known = set(ids) | unusable
+        missing = [song_id for song_id in named if song_id not in known]
+        if missing:
+            raise DataError(f"{printable(split_path)} names recordings the archive lacks: {', '.join(map(printable, missing[:10]))}")
+        dropped = [song_id for song_id in named if song_id in unusable]
+        if dropped:
+            print(f"note: {printable(split_path)} names {len(dropped)} recording(s) skipped as unusable; left out of the "
+                  f"split: {', '.join(map(printable, dropped[:10]))}")
+        return {part: [song_id for song_id in part_ids if song_id not in unusable]
+                for part, part_ids in split.items()}
+    rng = np.random.default_rng(SPLIT_SEED)
+    held_out = set(STANDARD_TEST_IDS if test_ids is None else test_ids)
+    test = [song_id for song_id in ids if song_id in held_out]
+    rest = [song_id for song_id in ids if song_id not in test]
+    if not test:  # not MusicNet: hold out a deterministic share as test
+        shuffled = list(rng.permutation(rest))
+        count = max(1, round(VALID_FRACTION * len(rest))) if len(rest) > 2 else 0
+        test, rest = sorted(shuffled[:count]), sorted(shuffled[count:])
+    shuffled = list(rng.permutation(rest))
+    count = max(1, round(VALID_FRACTION * len(rest))) if len(rest) > 1 else 0
+    return {"train": sorted(shuffled[count:]), "valid": sorted(shuffled[:count]), "test": sorted(test)}
+
+
+def most_played_program(programs, lengths):
+    """1-based MIDI program that covers the most frames, given each song's program and length."""
+    frames = {}
+    for program, length in zip(programs, lengths):
+        frames[program] = frames.get(program, 0) + length
+    return max(frames, key=frames.get)
+
+
+# ------------------------------------------------------------------ reading and organizing
+
+def note_filters(source, settings):
+    """The recordings to read (composers / ensembles from the metadata) and the programs to keep → (ids, programs or None)."""
+    ids = sorted(source.recordings)
+    for name, column in (("composers", "composer"), ("ensembles", "ensemble")):
+        wanted = {value.strip().lower() for value in settings[name].split(",") if value.strip()}
+        if not wanted:
+            continue
+        if source.metadata_path is None:
+            raise DataError(f"--{name} needs MusicNet's metadata ({sources.METADATA_FILE}), and "
+                            f"{printable(source.path)} has none beside it")
+        metadata = sources.read_metadata(source)  # read only when a filter needs it
+        known = sorted({row.get(column, "") for row in metadata.values()})
+        unknown = sorted(wanted - {value.lower() for value in known})
+        if unknown:
+            raise DataError(f"--{name}: no recording has {column} {', '.join(map(repr, unknown))}; "
+                            f"known: {', '.join(map(printable, known[:30]))}")
+        ids = [song_id for song_id in ids if metadata.get(song_id, {}).get(column, "").lower() in wanted]
+    programs = None
+    if settings["programs"].strip():
+        try:
+            programs = sorted({int(value) for value in settings["programs"].split(",") if value.strip()})
+        except ValueError:
+            raise DataError(f"--programs must list MIDI program numbers 1-128, like \"1,41\", not {settings['programs']!r}") from None
+        if not all(1 <= program <= 128 for program in programs):
+            raise DataError(f"--programs must list MIDI program numbers 1-128, not {settings['programs']!r}")
+    return ids, programs
+
+
+def organize_recording(song_id, notes, problem, programs, settings):
+    """One recording's notes (or the reason it has none) → (id, roll or None, 1-based program, label form, problem,
+    labels read)."""
+    if problem is not None:
+        return song_id, None, 1, None, problem, 0
+    form, count = sources.label_form(notes), len(notes)
+    if programs is not None:
+        notes = notes[np.isin(notes["instrument"], programs)]
+    try:
+        return song_id, rolls.organize_song(notes, **settings), rolls.main_program(notes), form, None, count
+    except BadRecording as err:
+        return song_id, None, 1, form, str(err), count
+
+
+_WORK = {}  # what each reader process needs: the source, programs and settings, set once by its initializer
+
+
+def _start_reader(source, programs, settings):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it ends the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its readers with SIGTERM: no traceback
+    _WORK.update(source=source, programs=programs, settings=settings)
+
+
+def _read_and_organize(song_id):
+    """In a reader process: one recording → organize_recording's tuple, the roll packed 8 keys a byte
+    (an eighth of the bytes to send back)."""
+    notes, problem = sources.read_song(_WORK["source"], song_id, _WORK["settings"]["max_member_mb"])
+    song_id, roll, *rest = organize_recording(song_id, notes, problem, _WORK["programs"], _WORK["settings"])
+    return song_id, None if roll is None else (np.packbits(roll, axis=1), roll.shape), *rest
+
+
+def _unpacked(result):
+    """_read_and_organize's tuple with its roll as (frames, keys) bool again."""
+    song_id, packed, *rest = result
+    roll = None if packed is None else np.unpackbits(packed[0], axis=1, count=packed[1][1]).astype(bool).reshape(packed[1])
+    return song_id, roll, *rest
+
+
+def organized_recordings(source, ids, programs, settings):
+    """Yield organize_recording's tuple for each id, in order, read on `workers` processes (each process reads
+    one npz member at a time, its audio passed over unread)."""
+    count = min(settings["workers"] or os.cpu_count() or 1, max(1, len(ids) // 8))
+    if count <= 1:
+        yield from (organize_recording(song_id, *sources.read_song(source, song_id, settings["max_member_mb"]), programs,
+                                       settings) for song_id in ids)
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with context.Pool(count, initializer=_start_reader, initargs=(source, programs, settings)) as pool:
+        chunk = 1 if source.kind == "npz" else max(1, min(64, len(ids) // (count * 16)))  # members are big: one at a time
+        results = pool.imap(_read_and_organize, ids, chunksize=chunk)
+        yield from map(_unpacked, results)
+
+
+def preprocess(source, settings):
+    """Read and organize the chosen recordings → {'ids', 'rolls', 'programs', 'skipped': [(id, reason)]}; bad recordings are skipped."""
+    ids, programs = note_filters(source, settings)
+    songs = {"ids": [], "rolls": [], "programs": [], "skipped": []}
+    forms, labels = {}, 0
+    results = organized_recordings(source, ids, programs, settings)
+    for song_id, roll, program, form, problem, count in tqdm(results, total=len(ids), desc="preprocessing", unit="song"):
+        forms[form] = forms.get(form, 0) + 1
+        labels += count
+        if problem is not None:
+            tqdm.write(f"warning: skipped recording '{printable(song_id)}': {problem}")
+            songs["skipped"].append((song_id, problem))
+            continue
+        songs["ids"].append(song_id)
+        songs["rolls"].append(roll)
+        songs["programs"].append(program)
+    forms.pop(None, None)
+    print(f"read {labels} labels; label timing: "
+          + ", ".join(f"{count} recordings with {form}" for form, count in sorted(forms.items())))
+    return songs
+
+
+# ------------------------------------------------------------------ the roll cache file
+
+ROLL_FORMAT = 4  # bump whenever organize_song changes what it makes, so old caches are not reused
+ROLL_SETTINGS = ("lowest_note", "highest_note", "time_base", "steps_per_second", "steps_per_beat")
+# What each cache array must be: (dtype kinds, dimensions). Checked from the .npy header before it is read.
+CACHE_ARRAYS = {"ids": ("U", 1), "lengths": ("iu", 1), "num_keys": ("iu", 0), "packed": ("u", 2),
+                "programs": ("iu", 1), "skipped": ("U", 2)}
+
+
+def cache_path(fingerprint, cache_dir, settings):
+    """Path of the roll cache for a data source (its fingerprint: files, sizes, mtimes) and these settings."""
+    used = {name: settings[name] for name in ROLL_SETTINGS}
+    used.pop("steps_per_beat" if settings["time_base"] == "seconds" else "steps_per_second")
+    used["max_frames"] = settings.get("max_frames", rolls.MAX_FRAMES)  # it decides which recordings are skipped
+    key = json.dumps({"data": fingerprint, "format": ROLL_FORMAT, **used}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return os.path.join(cache_dir, f"rolls-{digest}.npz")
+
+
+def save_rolls(path, songs):
+    """Write songs to a pickle-free npz (atomic): packed bits, frame offsets, ids, programs, skipped ids and reasons."""
+    lengths = np.array([len(roll) for roll in songs["rolls"]], np.int64)
+    frames = np.concatenate(songs["rolls"]) if songs["rolls"] else np.zeros((0, 0), bool)
+    with atomic_write(path) as file:
+        np.savez(file, ids=np.array(songs["ids"], dtype=str), lengths=lengths,
+                 num_keys=np.int64(frames.shape[1]), packed=np.packbits(frames, axis=1),
+                 programs=np.array(songs["programs"], np.int16),
+                 skipped=np.array(songs["skipped"], dtype=str).reshape(-1, 2))
+
+
+class _Damaged(Exception):
+    """What is wrong with a roll cache; load_rolls turns it into a DataError naming the file."""
+
+
+def _read_array(archive, name, file_size):
+    """One array of the cache's zip, its member and .npy header checked before the data is read."""
+    kinds, ndim = CACHE_ARRAYS[name]
+    try:
+        info = archive.getinfo(name + ".npy")
+    except KeyError:
+        raise _Damaged(f"no '{name}' array") from None
+    if info.compress_type != zipfile.ZIP_STORED or not info.file_size == info.compress_size <= file_size:
+        raise _Damaged(f"'{name}' is not stored the way save_rolls stores it")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version not in ((1, 0), (2, 0)):
+            raise _Damaged(f"'{name}' has .npy format version {version}")
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        shape, _, dtype = read_header[version](member)
+    if dtype.kind not in kinds or dtype.names is not None or len(shape) != ndim:
+        raise _Damaged(f"'{name}' is a {len(shape)}-d {dtype} array")
+    if np.prod(shape, dtype=object) * dtype.itemsize > info.file_size:
+        raise _Damaged(f"'{name}' claims shape {shape}, more than its {info.file_size} bytes hold")
+    if name == "packed" and dtype != np.uint8:
+        raise _Damaged(f"'{name}' is {dtype}, not uint8")
+    with archive.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _check_cache(arrays, num_keys):
+    """Raise _Damaged unless the cache arrays fit together (and hold rolls of num_keys keys, if given)."""
+    ids, lengths, packed, programs = arrays["ids"], arrays["lengths"], arrays["packed"], arrays["programs"]
+    keys = int(arrays["num_keys"])
+    if len(set(ids.tolist())) != len(ids):
+        raise _Damaged("an id appears twice")
+    if len(lengths) != len(ids) or len(programs) != len(ids):
+        raise _Damaged(f"{len(ids)} ids but {len(lengths)} lengths and {len(programs)} programs")
+    if not 0 <= keys <= 128 or (len(ids) and keys == 0):
+        raise _Damaged(f"num_keys is {keys}, not 1-128")
+    if len(lengths) and (lengths.min() < 0 or lengths.max() > len(packed)):
+        raise _Damaged("a roll length that is negative or beyond the stored frames")
+    expected = (sum(lengths.tolist()), -(-keys // 8))
+    if packed.shape != expected:
+        raise _Damaged(f"packed frames have shape {packed.shape}, not {expected}")
+    if len(programs) and (programs.min() < 1 or programs.max() > 128):
+        raise _Damaged("a program outside MIDI programs 1-128")
+    if arrays["skipped"].shape[1] != 2:
+        raise _Damaged("skipped is not (id, reason) pairs")
+    if num_keys is not None and len(ids) and keys != num_keys:
+        raise _Damaged(f"rolls of {keys} keys where the settings make {num_keys}")
+
+
+def _read_cache(path, num_keys):
+    """The songs dict from a roll cache, every array checked before it is used; _Damaged (or a read error) if not."""
+    file_size = check_readable_file(path, "roll cache").st_size
+    with zipfile.ZipFile(path) as archive:
+        arrays = {name: _read_array(archive, name, file_size) for name in CACHE_ARRAYS}
+    _check_cache(arrays, num_keys)
+    frames = np.unpackbits(arrays["packed"], axis=1, count=int(arrays["num_keys"])).view(bool)
+    bounds = np.cumsum(arrays["lengths"])[:-1]
+    return {"ids": [str(song_id) for song_id in arrays["ids"]],
+            "rolls": np.split(frames, bounds) if len(arrays["lengths"]) else [],
+            "programs": [int(program) for program in arrays["programs"]],
+            "skipped": [(str(song_id), str(why)) for song_id, why in arrays["skipped"]]}
+
+
+def load_rolls(path, num_keys=None):
+    """Read a cache written by save_rolls → the same dict of ids, rolls, programs, skipped.
+
+    Every array is checked (present, dtype, shape, size against the file's,
+    agreement with the others, num_keys if given) before it is used; any
+    problem raises DataError.
+    """
+    try:
+        return _read_cache(path, num_keys)
+    except _Damaged as err:
+        reason = str(err)
+    except (OSError, EOFError, ValueError, KeyError, RuntimeError, NotImplementedError, MemoryError,
+            zipfile.BadZipFile) as err:
+        reason = f"{type(err).__name__}: {str(err)[:120]}"
+    raise DataError(f"roll cache {printable(path)} is damaged ({reason}); delete it or run with --save_mode=True")
+
+
+# ------------------------------------------------------------------ cache policy and the split
+
+def cache_key(source, settings):
+    """What the roll cache depends on besides the roll settings: the source's files and the filters."""
+    return {**sources.source_fingerprint(source), **{name: settings[name] for name in ("composers", "ensembles", "programs")}}
+
+
+def load_or_preprocess(source, settings, save=True):
+    """Rolls for a source: 'auto' uses a matching cache or builds one; True rebuilds; False only loads.
+    save=False: a cache built is kept in memory only (processes other than 0 write no files)."""
+    path = cache_path(cache_key(source, settings), settings["cache_dir"], settings)
+    if settings["save_mode"] is False or (settings["save_mode"] == "auto" and os.path.exists(path)):
+        if not os.path.exists(path):
+            raise DataError(f"no roll cache matches these settings ({printable(path)}); run with --save_mode=True or auto")
+        print(f"using roll cache {printable(path)}")
+        return load_rolls(path, num_keys=settings["highest_note"] - settings["lowest_note"] + 1)
+    if save:
+        make_dir(settings["cache_dir"], "cache folder")  # before the work, not after it
+    songs = preprocess(source, settings)
+    if save:
+        save_rolls(path, songs)
+        print(f"built roll cache {printable(path)}")
+    return songs
+
+
+def load_songs(source, settings, save=True):
+    """Source → ({'train', 'valid', 'test'}: lists of rolls with two sounding frames or more, split ids, training program);
+    save: whether a roll cache built may be written."""
+    songs = load_or_preprocess(source, settings, save)
+    total = len(songs["ids"]) + len(songs["skipped"])
+    if songs["skipped"]:
+        print(f"skipped {len(songs['skipped'])} of {total} recordings that cannot be used (see the warnings): "
+              + ", ".join(printable(song_id) for song_id, _ in songs["skipped"][:10]))
+    usable = [i for i, roll in enumerate(songs["rolls"]) if roll.any(axis=1).sum() > 1]  # something to predict
+    short = [songs["ids"][i] for i in sorted(set(range(len(songs["ids"]))) - set(usable))]
+    if short:
+        print(f"skipped {len(short)} of {total} recordings with fewer than two frames that sound (empty, or "
+              "too short to learn from): " + ", ".join(map(printable, short[:10])))
+    ids = [songs["ids"][i] for i in usable]
+    by_id = {songs["ids"][i]: songs["rolls"][i] for i in usable}
+    split = split_ids(ids, settings["split_path"], unusable=short + [song_id for song_id, _ in songs["skipped"]],
+                      test_ids=source.test_ids or None, aliases=source.aliases)
+    parts = {part: [by_id[i] for i in split_part] for part, split_part in split.items()}
+    if not all(parts.values()):
+        raise DataError("need at least one usable song in each of train, valid and test (have "
+                        + ", ".join(f"{len(parts[part])} {part}" for part in ("train", "valid", "test"))
+                        + f" of {len(ids)} usable recordings)")
+    print(f"songs: {len(parts['train'])} train, {len(parts['valid'])} valid, {len(parts['test'])} test; "
+          f"{sum(map(len, parts['train']))} training frames")
+    programs = dict(zip(songs["ids"], songs["programs"]))
+    program = most_played_program([programs[i] for i in split["train"]], [len(by_id[i]) for i in split["train"]])
+    return parts, split, program
+

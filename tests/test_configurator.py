@@ -1,0 +1,102 @@
+"""Settings: read from the driver's source, overridden as --name=value, typed, checked, listed with their comments."""
+import pytest
+
+import configurator
+from configurator import SettingsError, default_settings, help_text, read_settings_block, resolve_settings
+
+
+def test_override_is_typed_like_its_default():
+    defaults = default_settings()
+    settings = resolve_settings(["--epochs=3", "--temperature=0.5", "--output_dir=x", "--save_mode=false"], defaults)
+    assert (settings["epochs"], settings["temperature"], settings["output_dir"], settings["save_mode"]) == (3, 0.5, "x", False)
+    assert defaults == default_settings()  # defaults untouched
+
+
+def test_unknown_setting_is_refused_with_the_valid_names():
+    with pytest.raises(SettingsError, match="unknown setting --epoch;.*epochs"):
+        resolve_settings(["--epoch=3"], default_settings())
+
+
+@pytest.mark.parametrize("arg", ["--epochs=three", "--time_base=bars", "--dropout=1.5", "epochs=3", "--learning_rate=-1",
+                                 "--note_floor=1", "--note_floor=-0.1"])
+def test_bad_values_are_refused(arg):
+    with pytest.raises(SettingsError):
+        resolve_settings([arg], default_settings())
+
+
+def test_the_finest_grid_is_what_a_midi_file_can_hold():
+    most = 32767 // configurator.TICKS_PER_FRAME
+    assert resolve_settings([f"--steps_per_beat={most}"], default_settings())["steps_per_beat"] == most
+    with pytest.raises(SettingsError, match=f"steps_per_beat must be at most {most} "):
+        resolve_settings([f"--steps_per_beat={most + 1}"], default_settings())
+
+
+DRIVER = '''"""A driver.
+
+    python driver.py
+"""
+import os
+
+os.environ.setdefault("X", "1")  # not a setting
+
+# ---------- settings
+# data
+data_path = "data/x.npz"  # where the data is; a '#' in a comment stays
+tag = "a # b"             # a '#' in a value is no comment
+# model
+hidden_size = 256         # LSTM units
+dropout = 0.3
+resume = False            # True: continue
+
+LIMIT = 10                # upper case: a constant, not a setting
+_private = 1              # private
+names = ["a"]             # not a bool, int, float or str
+
+
+def main():
+    epochs = 5  # inside a function
+'''
+
+
+def test_settings_are_the_top_level_plain_values_with_their_comments_and_headings(tmp_path):
+    path = tmp_path / "driver.py"
+    path.write_text(DRIVER)
+    doc, settings = read_settings_block(str(path))
+    assert doc == "A driver.\n\n    python driver.py\n"
+    assert settings == [("data_path", "data/x.npz", "where the data is; a '#' in a comment stays", "data"),
+                        ("tag", "a # b", "a '#' in a value is no comment", ""),
+                        ("hidden_size", 256, "LSTM units", "model"),
+                        ("dropout", 0.3, "", ""),
+                        ("resume", False, "True: continue", "")]
+    assert default_settings(str(path)) == {"data_path": "data/x.npz", "tag": "a # b", "hidden_size": 256,
+                                           "dropout": 0.3, "resume": False}
+
+
+def test_a_setting_written_as_an_expression_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "driver.py"
+    path.write_text(DRIVER.replace("hidden_size = 256 ", "hidden_size = 2 ** 8"))
+    with pytest.raises(SettingsError, match=r"driver.py, line 14: write the setting hidden_size as a plain value "
+                                            r"\(a number, True / False or a quoted string\), not 2 \*\* 8$"):
+        default_settings(str(path))
+
+
+def test_help_shows_the_docstring_then_each_setting_with_its_default_and_comment(tmp_path):
+    path = tmp_path / "driver.py"
+    path.write_text(DRIVER)
+    assert help_text(str(path)).splitlines() == [
+        "A driver.", "", "    python driver.py", "", "settings (defaults):",
+        " data:",
+        "  --data_path=data/x.npz  # where the data is; a '#' in a comment stays",
+        "  --tag=a # b             # a '#' in a value is no comment",
+        " model:",
+        "  --hidden_size=256       # LSTM units",
+        "  --dropout=0.3",
+        "  --resume=False          # True: continue"]
+
+
+def test_help_gives_every_setting_of_the_driver_its_comment():
+    _, settings = read_settings_block()
+    assert len(settings) > 40 and all(comment for _, _, comment, _ in settings)
+    shown = help_text()
+    for name, value, comment, _ in settings:
+        assert f"--{name}={value}" in shown and f"# {comment}\n" in shown + "\n"
