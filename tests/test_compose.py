@@ -1,8 +1,12 @@
 """Composing: primers, MIDI for each piece (silent ones reported), the MIDI grid, and a WAV or the reason there is none."""
+import re
+
+import mido
 import numpy as np
 import pytest
 
 import compose
+import configurator
 import midi_io
 from conftest import score_notes
 from files import DataError
@@ -68,3 +72,15 @@ def test_each_piece_gets_a_wav_or_the_reason_it_has_none(tmp_path, capsys):
     missing = compose.render_audio({**piece, "name": "missing", "midi": str(tmp_path / "missing.mid")}, settings)
     assert missing["wav"] is None and "missing.mid" in missing["wav_error"]
     assert capsys.readouterr().out == f"warning: no audio for missing: {missing['wav_error']}\n"
+
+
+def test_a_primer_whose_times_no_roll_can_hold_is_refused_naming_the_primer(tmp_path):
+    path = tmp_path / "absurd.mid"
+    song = mido.MidiFile(ticks_per_beat=1)
+    song.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=16777215, time=0),
+                                       mido.Message("note_on", note=60, velocity=80, time=0),
+                                       mido.Message("note_off", note=60, velocity=0, time=0x0FFFFFFF)]))
+    song.save(path)
+    settings = {**configurator.default_settings(), "primer_path": str(path)}
+    with pytest.raises(DataError, match=f"^primer {re.escape(str(path))} cannot be used: would have 1073741820 frames"):
+        compose.read_primer(settings)

@@ -6,6 +6,7 @@ stderr naming the file (and member or line), with no traceback, no code run
 (the marker file an attack would create stays absent) and under 2 GB of
 memory; every skip must be one warning line, counted, and the run goes on.
 """
+import json
 import os
 import re
 import struct
@@ -283,3 +284,24 @@ def test_file_names_that_are_not_text_reach_the_console_escaped(tmp_path, encodi
     assert_ran_with_warnings(code, out, err, ("skipped recording 'broken\\x1b[32m'", "broken\\x1b[32m.mid is not"),
                              ("skipped recording 'brok\\xffen'", "brok\\xffen.mid is not"))
     assert "\x1b" not in out + err and "\udcff" not in out + err
+
+
+@pytest.mark.parametrize("encoding", ["", "utf-8"], ids=["default-console", "utf-8-console"])
+def test_an_output_folder_and_soundfont_named_in_bytes_that_are_not_text_reach_console_and_report_escaped(
+        tmp_path, tiny_archive, encoding):
+    out = os.path.join(os.fsdecode(tmp_path), os.fsdecode(b"out\xff\x1b[31m"))
+    soundfont = os.path.join(os.fsdecode(tmp_path), os.fsdecode(b"no\xff\x1b[32m.sf2"))
+    command = [sys.executable, os.path.join(ROOT, "classically_deep.py"), f"--data_path={tiny_archive}",
+               f"--output_dir={out}", f"--cache_dir={tmp_path / 'cache'}", f"--soundfont={soundfont}",
+               "--time_base=seconds", "--steps_per_second=4", "--epochs=1", "--hidden_size=8", "--head_size=4",
+               "--seq_len=8", "--batch_size=4", "--primer_frames=4", "--generate_frames=4", "--num_outputs=1"]
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONIOENCODING"}
+    code, stdout, stderr, _ = hostile.run_measured(command, tmp_path, env={**env, "PYTHONIOENCODING": encoding} if encoding else env)
+    assert code == 0, stderr[-2000:]
+    assert "\x1b" not in stdout + stderr and "\udcff" not in stdout + stderr and "Traceback" not in stderr
+    assert f"wrote {tmp_path}/out\\xff\\x1b[31m/report.html" in stdout
+    assert "warning: no audio for generated_1: " in stdout and "no\\xff\\x1b[32m.sf2 not found" in stdout
+    page = open(os.path.join(out, "report.html"), "rb").read()
+    assert b"\x1b" not in page and b"out\\xff\\x1b[31m" in page
+    saved = json.load(open(os.path.join(out, "settings.json")))
+    assert saved["output_dir"] == out  # settings.json keeps the name losslessly (a JSON \udcff escape)
