@@ -413,3 +413,13 @@ def test_a_skipped_byte_string_is_refused_anywhere_but_array_data(tmp_path, wher
     hostile.write_archive(tmp_path / "a.npz", {"0001": hostile.pickled(pickles[where])})
     with pytest.raises(DataError, match="cannot be read safely"):
         list(sources.read_archive(tmp_path / "a.npz"))
+
+
+def test_a_link_to_a_folder_inside_the_data_is_not_followed_and_is_counted(tmp_path, capsys):
+    write_csv_release(tmp_path, two_scores())
+    (tmp_path / "train_labels" / "again").symlink_to(tmp_path / "train_labels")  # a loop, were links followed
+    source = sources.open_source(str(tmp_path))
+    assert sorted(source.recordings) == ["1727", "2494"]
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: skipped 1 of the entries in {tmp_path}: symbolic links to folders, not followed "
+                        "(the first: train_labels/again)"]
