@@ -2,6 +2,7 @@
 
     python classically_deep.py                       # train on data/musicnet.npz (or the embedded sample)
     python classically_deep.py --epochs=5 --temperature=0.9 --output_dir=output/try2
+    python classically_deep.py --model_path=output --output_dir=output/more --sample_seed=7   # compose only
 
 Every setting below can be overridden as --name=value (--help lists them).
 The pipeline, top to bottom: read the archive → piano rolls (cached) → split →
@@ -22,11 +23,13 @@ import tempfile
 import compose
 import musicstats
 import report
+import saved_models
 import sources
 from configurator import SettingsError, default_settings, help_text, resolve_settings
 from distribute import describe_weights, start_distribution, wait_for_all
 from files import DataError, make_dir, printable, write_json
-from resume import Interrupted, Terminated, remove_resume_checkpoint, resume_state, signal_handler, stop_at_once
+from resume import (Interrupted, Terminated, keep_earlier_run, remove_resume_checkpoint, resume_state, signal_handler,
+                    stop_at_once)
 from rolls import most_keys_on
 from songs import cache_key, load_songs, read_split, resolve_data_path
 
@@ -67,27 +70,33 @@ ema = 0.99                       # average of the weights validated and kept (Ad
 transpose_range = 6              # random transposition of training windows, ± semitones (0 = off)
 seed = 1234                      # same seed, same run (within the time budget); 0 to 2**32 - 1
 resume = False                   # True: continue the interrupted run in output_dir from its last checkpoint
+init_from = ""                   # a trained model (.keras file or run folder) to start training from, on any data; "" = fresh weights
 # several devices and hosts (JAX backend: KERAS_BACKEND=jax)
 distribute = "none"              # "none": one device; "data_parallel": each batch split over every device of every process
 coordinator_address = ""         # several processes: host:port of process 0, the same on every host; "" = from the environment or one process
 num_processes = 0                # processes in the run, one per host; 0 = from the environment (or a SLURM / MPI cluster), else 1
 process_id = -1                  # this process's index, 0 to num_processes - 1 (0 validates and writes the files); -1 = from the environment
 # generation
+model_path = ""                  # a trained model (.keras file or run folder) to compose with, training nothing; "" = train
 primer_frames = 32               # frames of a held-out song's opening (or of primer_path) that prime the model
 primer_path = ""                 # a MIDI file whose opening primes generation instead of held-out songs; "" = none
 include_primer = True            # True: generated MIDI holds the primer, a marker, then the continuation
 generate_frames = 256            # frames to compose after the primer
 temperature = 1.0                # sampling temperature: < 1 safer (and sparser), > 1 wilder
+sample_seed = 1234               # seed of the sampling: same model, primer and sample_seed, same pieces; 0 to 2**32 - 1
 note_floor = 0.005               # keys less likely than this (given the frame so far) are never drawn: no stray notes
 num_outputs = 3                  # MIDI files to write
-bpm = 100.0                      # tempo of generated MIDI when time_base = "beats", quarter notes per minute
+bpm = 0.0                        # tempo of generated MIDI when time_base = "beats", quarter notes per minute; 0 = primer_path's tempo, else 100
+instrument = "piano"             # General MIDI program: a name ("violin", "strings"...), 1-128, or "data" (the data's most-played); piano: rolls are keyboard music
+velocity = 80                    # MIDI velocity (loudness) of every written note, 1-127
 soundfont = ""                   # General MIDI .sf2 for the WAVs; "" = TimGM6mb.sf2, installed with pretty_midi
 
 
 # ------------------------------------------------------------------ the pipeline
 
 def prepare_data(settings):
-    """Check the inputs, make output_dir, save settings.json, then read (or load the cached) rolls and split them
+    """Check the inputs, make output_dir (a fresh run first moves an earlier run's files into earlier/N), save
+    settings.json, then read (or load the cached) rolls and split them
     → (whether this process writes files, the interrupted run's progress or None, parts, split, program)."""
     data = resolve_data_path(settings["data_path"])
     if settings["split_path"]:
@@ -103,6 +112,8 @@ def prepare_data(settings):
     fingerprint = cache_key(source, settings)
     resumed = resume_state(settings, fingerprint)
     if writes:
+        if not settings["resume"]:
+            keep_earlier_run(out)  # a fresh run: an earlier run's files move to out/earlier/N before any is replaced
         settings_path = os.path.join(out, "settings.json")
         write_json(settings_path, {**settings, "resolved_data_path": os.path.abspath(data), "data_fingerprint": fingerprint})
         print(f"settings saved: {printable(settings_path)}")
@@ -142,19 +153,86 @@ def native_notices_held_back(notices=NATIVE_NOTICES):
                 stderr.write(kept)
 
 
+def from_saved_model(settings, name):
+    """Read and check the model file the setting `name` (model_path or init_from) names; print what it holds
+    → (the settings with its roll and model settings in place of the defaults, the checked file)."""
+    saved = saved_models.read_model_file(settings[name], name)
+    restored = saved_models.restore_settings(saved, settings, default_settings(__file__), name)
+    taken = [f"{key}={value!r}" for key, value in restored.items() if settings[key] != value]
+    print(f"{name}: {printable(saved['path'])}: {saved_models.describe(saved)}"
+          + (f"; from the model: {', '.join(taken)}" if taken else ""))
+    return restored, saved
+
+
+def where_it_was_kept(saved, kept):
+    """A checked model file that keep_earlier_run moved into kept (its folder, or None) → the file at its new place."""
+    moved = os.path.join(kept, os.path.basename(saved["path"])) if kept else ""
+    return {**saved, "path": moved} if moved and not os.path.exists(saved["path"]) and os.path.exists(moved) else saved
+
+
+def compose_only(settings):
+    """model_path: compose with a trained model, train nothing. Its roll settings restored; primed by primer_path, or
+    by the held-out songs of data_path, which the pieces are then judged against → metrics dict."""
+    settings, saved = from_saved_model(settings, "model_path")
+    out = settings["output_dir"]
+    if settings["primer_path"]:
+        compose.read_primer(settings)
+        if settings["instrument"].strip().lower() == "data":
+            raise DataError("instrument=data is the training data's instrument, and with model_path and primer_path "
+                            "no data is read: name an instrument (piano, violin, 41...)")
+    make_dir(out, "output folder")
+    saved = where_it_was_kept(saved, keep_earlier_run(out))  # --model_path=output composes from the run kept
+    settings_path = os.path.join(out, "settings.json")
+    write_json(settings_path, {**settings, "resolved_model_path": os.path.abspath(saved["path"])})
+    print(f"settings saved: {printable(settings_path)}")
+    parts = split = program = None
+    if not settings["primer_path"]:  # the held-out songs prime the model, on the model's grid
+        source = sources.open_source(resolve_data_path(settings["data_path"]))
+        print(f"data: {sources.describe(source)}")
+        parts, split, program = load_songs(source, settings)
+    with native_notices_held_back():
+        model = saved_models.load_model(saved)
+    print(f"composing with {printable(saved['path'])}, not trained in this run")
+    metrics = {"model_path": os.path.abspath(saved["path"]), "trained_in_this_run": False}
+    return compose_and_report(model, parts, split, program, metrics, settings)
+
+
+def compose_and_report(model, parts, split, program, metrics, settings):
+    """Compose; judge the pieces against the held-out songs (parts: None where there are none); write metrics.json,
+    each piece's audio and picture and report.html → the metrics, with the statistics."""
+    pieces = compose.compose(model, parts["test"] if parts else [], program, settings)
+    table = musicstats.judge(pieces, parts, split, settings) if pieces and parts else None
+    if table:
+        report.print_statistics(table)
+        metrics["statistics"] = {key: table[key] for key in ("pieces", "held_out", "reference", "flags")}
+    write_json(os.path.join(settings["output_dir"], "metrics.json"), metrics)
+    if pieces:
+        shown = [report.plot_piece(compose.render_audio(piece, settings), table, settings) for piece in pieces]
+        report.report_run(shown, table, metrics, settings)
+    return metrics
+
+
 def run(settings):
     """The whole pipeline for resolved settings: data → train → evaluate → compose → judge → report → metrics dict."""
+    if settings["model_path"]:
+        return compose_only(settings)
+    settings, start = from_saved_model(settings, "init_from") if settings["init_from"] else (settings, None)
+    if start and os.path.dirname(os.path.realpath(start["path"])) == os.path.realpath(settings["output_dir"]):
+        raise DataError(f"init_from {printable(start['path'])} lies in output_dir, whose run moves to earlier/ as "
+                        "this one starts: pass another --output_dir")
     writes, resumed, parts, split, program = prepare_data(settings)
     if settings["epochs"] == 0:
         print(f"epochs=0: preprocessing only, nothing trained. Rolls of {parts['train'][0].shape[1]} keys: "
               + ", ".join(f"{len(parts[part])} {part} recordings ({sum(map(len, parts[part]))} frames)" for part in parts))
         return {}
+    if settings["num_outputs"] and settings["generate_frames"]:
+        compose.choose_primers(parts["test"], settings)  # pieces that could not be primed are refused before training
 
     # Keras, and with it TensorFlow, is imported here where training starts rather than at the top: the
     # preprocessing's reader processes fork before TensorFlow starts its threads, and a bad setting answers at once.
     with native_notices_held_back():
         import keras
-        from training import build_model, evaluate, load_resume_model, train
+        from training import build_model, evaluate, load_resume_model, start_from, train
     keras.utils.set_random_seed(settings["seed"])
     songs = [roll for part in parts.values() for roll in part]
     num_keys, max_notes = songs[0].shape[1], max(most_keys_on(songs), 1)
@@ -164,6 +242,8 @@ def run(settings):
               f"({resumed['minutes']:.1f} of {settings['max_minutes']:g} minutes used)")
     else:
         model = build_model(settings, num_keys=num_keys, max_notes=max_notes)
+        if start:
+            start_from(model, start)
     history, minutes = train(model, parts["train"], parts["valid"], settings, resumed)
     if settings["distribute"] != "none":
         print(describe_weights(model))
@@ -180,14 +260,7 @@ def run(settings):
     write_json(metrics_path, metrics)
     print(f"test frame NLL {metrics['test_frame_nll']:.3f} nats "
           f"(independent-Bernoulli baseline {metrics['test_frame_nll_baseline']:.3f}); {printable(metrics_path)}")
-    pieces = compose.compose(model, parts["test"], program, settings)
-    if pieces:
-        table = musicstats.judge(pieces, parts, split, settings)
-        report.print_statistics(table)
-        metrics["statistics"] = {key: table[key] for key in ("pieces", "held_out", "reference", "flags")}
-        write_json(metrics_path, metrics)
-        shown = [report.plot_piece(compose.render_audio(piece, settings), table, settings) for piece in pieces]
-        report.report_run(shown, table, metrics, settings)
+    compose_and_report(model, parts, split, program, metrics, settings)
     wait_for_all()  # the other processes of a distributed run end with this one
     return metrics
 

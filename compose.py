@@ -7,6 +7,9 @@ A primer is the opening of a held-out song, or of the MIDI file primer_path
 (read_primer reads it on the run's own grid; the driver calls it before any
 training, so a bad primer is refused at once). The model module, and with it
 Keras, is imported only where sampling starts, for the same reason.
+The pieces are written for the General MIDI program `instrument` at `velocity`
+and `bpm` (0: primer_path's first tempo, else DEFAULT_BPM); the console and
+each piece (for report.html) say which.
 """
 import os
 
@@ -15,15 +18,40 @@ from tqdm import tqdm
 
 import listen
 from files import DataError, printable
-from midi_io import midi_to_notes, roll_to_midi
+from midi_io import GM_PROGRAMS, first_tempo, midi_to_notes, program_number, roll_to_midi
 from musicstats import frames_per_unit
 from rolls import BadRecording, organize_song
 
 
+DEFAULT_BPM = 100.0  # the tempo written on the beat grid when bpm = 0 and there is no primer_path
+
+
+def written_tempo(settings):
+    """Tempo of the written MIDI in quarter notes per minute → (bpm, where it comes from): bpm when set, else
+    primer_path's first tempo, else DEFAULT_BPM; on the seconds grid 60, one MIDI beat a second, so frame times stay exact."""
+    if settings["time_base"] == "seconds":
+        return 60.0, "one beat a second: the seconds grid"
+    if settings["bpm"]:
+        return settings["bpm"], "the bpm setting"
+    if settings["primer_path"]:
+        return first_tempo(settings["primer_path"]), "the primer's tempo"
+    return DEFAULT_BPM, "the default"
+
+
 def frames_per_beat_and_bpm(settings):
-    """(frames per MIDI beat, MIDI tempo in bpm) for writing rolls of these settings: on the seconds grid one
-    MIDI beat is one second, so frame times stay exact."""
-    return frames_per_unit(settings), settings["bpm"] if settings["time_base"] == "beats" else 60.0
+    """(frames per MIDI beat, MIDI tempo in bpm) for writing rolls of these settings (see written_tempo)."""
+    return frames_per_unit(settings), written_tempo(settings)[0]
+
+
+def what_is_played(settings, data_program):
+    """The 1-based General MIDI program the pieces are written for (data_program, the training data's most-played,
+    when instrument = "data"), and one line naming it with the velocity and tempo → (program, line)."""
+    data = settings["instrument"].strip().lower() == "data"
+    program = data_program if data else program_number(settings["instrument"])
+    bpm, source = written_tempo(settings)
+    whose = ", the training data's most played" if data else ""
+    return program, (f"{GM_PROGRAMS[program - 1]} (General MIDI program {program}{whose}) at velocity "
+                     f"{settings['velocity']}, {bpm:g} bpm ({source})")
 
 
 def read_primer(settings):
@@ -49,14 +77,15 @@ def generate_song(model, primers, num_frames, temperature=1.0, seed=0, floor=0.0
 
 
 def generate_MIDI(songs, settings, program, primer_frames=None):
-    """Write each generated roll to output_dir/generated_N.mid (a marker at primer_frames, where the model
-    takes over, when the roll starts with its primer); print path, seconds, notes → paths."""
+    """Write each generated roll to output_dir/generated_N.mid for the 1-based General MIDI program at velocity
+    (a marker at primer_frames, where the model takes over, when the roll starts with its primer); print path,
+    seconds, notes → paths."""
     frames_per_beat, tempo = frames_per_beat_and_bpm(settings)
     paths = []
     for number, roll in enumerate(songs, start=1):
         path = os.path.join(settings["output_dir"], f"generated_{number}.mid")
         notes = roll_to_midi(roll, path, lowest_note=settings["lowest_note"], frames_per_beat=frames_per_beat,
-                             bpm=tempo, program=program, marker_frame=primer_frames)
+                             bpm=tempo, program=program, velocity=settings["velocity"], marker_frame=primer_frames)
         seconds = len(roll) / frames_per_beat * 60.0 / tempo
         print(f"wrote {printable(path)}: {seconds:.1f} s, {notes} notes")
         if notes == 0:
@@ -65,26 +94,37 @@ def generate_MIDI(songs, settings, program, primer_frames=None):
     return paths
 
 
-def compose(model, test_rolls, program, settings):
-    """Prime with primer_path or the openings of test songs, generate num_outputs pieces, write them as MIDI
-    → [{'name', 'midi', 'roll' (primer included when include_primer), 'primer_frames' (0 if not)}]."""
-    if settings["num_outputs"] == 0 or settings["generate_frames"] == 0:
-        print("generation skipped: num_outputs or generate_frames is 0")
-        return []
+def choose_primers(test_rolls, settings):
+    """primer_path's opening, or the openings of the held-out songs long enough in turn → (num_outputs,
+    primer_frames, keys) bool; DataError when no held-out song is primer_frames long."""
     if settings["primer_path"]:
         primers = [read_primer(settings)]
     else:
         primers = [roll[:settings["primer_frames"]] for roll in test_rolls if len(roll) >= settings["primer_frames"]]
     if not primers:
-        raise DataError(f"no held-out song has primer_frames={settings['primer_frames']} frames")
-    primers = np.stack([primers[n % len(primers)] for n in range(settings["num_outputs"])])
-    generated = generate_song(model, primers, settings["generate_frames"], settings["temperature"], settings["seed"],
+        longest = max(map(len, test_rolls), default=0)
+        raise DataError(f"no held-out song has primer_frames={settings['primer_frames']} frames (the longest has "
+                        f"{longest}): pass a smaller --primer_frames or a --primer_path")
+    return np.stack([primers[n % len(primers)] for n in range(settings["num_outputs"])])
+
+
+def compose(model, test_rolls, program, settings):
+    """Prime with primer_path or the openings of test songs, generate num_outputs pieces, write them as MIDI
+    (program: the training data's most-played, for instrument = "data") → [{'name', 'midi', 'roll' (primer
+    included when include_primer), 'primer_frames' (0 if not), 'played' (what_is_played's line)}]."""
+    if settings["num_outputs"] == 0 or settings["generate_frames"] == 0:
+        print("generation skipped: num_outputs or generate_frames is 0")
+        return []
+    primers = choose_primers(test_rolls, settings)
+    generated = generate_song(model, primers, settings["generate_frames"], settings["temperature"], settings["sample_seed"],
                               settings["note_floor"])
     primer_frames = primers.shape[1] if settings["include_primer"] else 0
     songs = np.concatenate([primers, generated], axis=1) if primer_frames else generated
+    program, played = what_is_played(settings, program)
+    print(f"the pieces are written for {played}")
     paths = generate_MIDI(songs, settings, program, primer_frames=primer_frames or None)
-    return [{"name": os.path.splitext(os.path.basename(path))[0], "midi": path, "roll": roll, "primer_frames": primer_frames}
-            for path, roll in zip(paths, songs)]
+    return [{"name": os.path.splitext(os.path.basename(path))[0], "midi": path, "roll": roll, "primer_frames": primer_frames,
+             "played": played} for path, roll in zip(paths, songs)]
 
 
 def render_audio(piece, settings):

@@ -7,8 +7,10 @@ The settings are the driver's lowercase globals assigned a plain value (bool,
 int, float or str) at the top level, in the order written; their comments are
 the trailing comments on those lines. Both are read from the driver's source,
 so --help says what the file says and nothing has to be written twice.
-Besides the standard library it needs one number, midi_io's TICKS_PER_FRAME,
-which bounds the finest grid a MIDI file can hold.
+Besides the standard library it needs two things from midi_io: TICKS_PER_FRAME,
+which bounds the finest grid a MIDI file can hold, and program_number, which
+knows the General MIDI instrument names. `~` and environment variables in the
+path settings are expanded.
 """
 import ast
 import io
@@ -16,13 +18,15 @@ import math
 import os
 import tokenize
 
-from midi_io import TICKS_PER_FRAME
+from midi_io import TICKS_PER_FRAME, program_number
 
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "classically_deep.py")
 CHOICES = {"save_mode": ("auto", True, False), "time_base": ("beats", "seconds"), "head": ("nade", "sigmoid"),
            "distribute": ("none", "data_parallel")}
 MAX_SIZES = {"hidden_size": 4096, "head_size": 4096, "num_layers": 16, "batch_size": 4096, "seq_len": 100_000}
 MAX_FRAMES_PER_BEAT = 32767 // TICKS_PER_FRAME  # a MIDI file holds at most 32767 ticks per quarter note
+PATH_SETTINGS = ("data_path", "split_path", "cache_dir", "output_dir", "primer_path", "soundfont", "model_path",
+                 "init_from")  # `~` and $VARIABLES expanded in those the driver has
 
 
 class SettingsError(Exception):
@@ -115,6 +119,8 @@ def resolve_settings(argv, defaults):
         if name not in defaults:
             raise SettingsError(f"unknown setting --{name}; valid settings: {', '.join(defaults)}")
         settings[name] = parse_value(name, text, defaults[name])
+    settings.update({name: os.path.expandvars(os.path.expanduser(settings[name]))
+                     for name in PATH_SETTINGS if name in settings})
     check_settings(settings)
     return settings
 
@@ -147,7 +153,24 @@ def check_settings(settings):
         if settings[name] > MAX_FRAMES_PER_BEAT:
             raise SettingsError(f"{name} must be at most {MAX_FRAMES_PER_BEAT} (the finest grid a MIDI file "
                                 f"can hold), not {settings[name]}")
-    if not 4 <= settings["bpm"] <= 1000:
-        raise SettingsError(f"bpm must be between 4 and 1000, not {settings['bpm']}")
-    if not 0 <= settings["seed"] < 2 ** 32:
-        raise SettingsError(f"seed must be between 0 and {2 ** 32 - 1}, not {settings['seed']}")
+    if not (4 <= settings["bpm"] <= 1000 or settings["bpm"] == 0):
+        raise SettingsError(f"bpm must be between 4 and 1000 (or 0: the primer's tempo, else 100), not {settings['bpm']}")
+    if not 1 <= settings["velocity"] <= 127:
+        raise SettingsError(f"velocity must be between 1 and 127, not {settings['velocity']}")
+    if settings["instrument"].strip().lower() != "data" and program_number(settings["instrument"]) is None:
+        raise SettingsError(f"instrument must be a General MIDI program name (such as piano, violin, strings or "
+                            f"'acoustic grand piano'), a program number 1-128 or data, not {settings['instrument']!r}")
+    for name in ("seed", "sample_seed"):
+        if not 0 <= settings[name] < 2 ** 32:
+            raise SettingsError(f"{name} must be between 0 and {2 ** 32 - 1}, not {settings[name]}")
+    check_model_settings(settings)
+
+
+def check_model_settings(settings):
+    """Refuse model_path (compose only) beside settings that train: init_from, resume, several devices."""
+    if not settings["model_path"]:
+        return
+    for name, value in (("init_from", ""), ("resume", False), ("distribute", "none")):
+        if settings[name] != value:
+            raise SettingsError(f"model_path composes with a trained model and trains nothing: leave out --{name} "
+                                f"(to train from a model's weights, use --init_from instead of --model_path)")

@@ -80,7 +80,7 @@ def check_readable_file(path, what="data file"):
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise DataError(f"{printable(path)} not found") from None
+        raise DataError(f"{what} {printable(path)} not found") from None
     except (OSError, ValueError) as err:
         raise DataError(f"cannot read {what} {printable(path)}: {getattr(err, 'strerror', None) or err}") from None
     if not stat.S_ISREG(info.st_mode):

@@ -27,6 +27,7 @@ mido), but refuses a data byte over 127 rather than clipping it (a damaged
 file), a tempo of 0, type 2 files (no shared timeline) and SMPTE time; it skips
 non-MTrk chunks as the standard asks. Files are written with mido.
 """
+import re
 from array import array
 from collections import deque
 from operator import itemgetter
@@ -42,6 +43,53 @@ MAX_MIDI_BYTES = 16_000_000  # default cap on a MIDI file's size: real ones are 
 DRUM_CHANNEL = 9  # General MIDI percussion: channel 10, counted from 1
 DEFAULT_TEMPO = 500000  # microseconds per quarter note until a file sets one (120 bpm)
 MAX_DELTA = 0x0FFFFFFF  # the largest gap between events a MIDI variable-length number holds (4 bytes)
+
+
+# ------------------------------------------------------------------ General MIDI programs
+
+GM_PROGRAMS = (  # General MIDI level 1 program names; program n (1-based) is GM_PROGRAMS[n - 1]
+    "Acoustic Grand Piano", "Bright Acoustic Piano", "Electric Grand Piano", "Honky-tonk Piano", "Electric Piano 1",
+    "Electric Piano 2", "Harpsichord", "Clavinet", "Celesta", "Glockenspiel", "Music Box", "Vibraphone", "Marimba",
+    "Xylophone", "Tubular Bells", "Dulcimer", "Drawbar Organ", "Percussive Organ", "Rock Organ", "Church Organ",
+    "Reed Organ", "Accordion", "Harmonica", "Tango Accordion", "Acoustic Guitar (nylon)", "Acoustic Guitar (steel)",
+    "Electric Guitar (jazz)", "Electric Guitar (clean)", "Electric Guitar (muted)", "Overdriven Guitar",
+    "Distortion Guitar", "Guitar Harmonics", "Acoustic Bass", "Electric Bass (finger)", "Electric Bass (pick)",
+    "Fretless Bass", "Slap Bass 1", "Slap Bass 2", "Synth Bass 1", "Synth Bass 2", "Violin", "Viola", "Cello",
+    "Contrabass", "Tremolo Strings", "Pizzicato Strings", "Orchestral Harp", "Timpani", "String Ensemble 1",
+    "String Ensemble 2", "Synth Strings 1", "Synth Strings 2", "Choir Aahs", "Voice Oohs", "Synth Choir",
+    "Orchestra Hit", "Trumpet", "Trombone", "Tuba", "Muted Trumpet", "French Horn", "Brass Section", "Synth Brass 1",
+    "Synth Brass 2", "Soprano Sax", "Alto Sax", "Tenor Sax", "Baritone Sax", "Oboe", "English Horn", "Bassoon",
+    "Clarinet", "Piccolo", "Flute", "Recorder", "Pan Flute", "Blown Bottle", "Shakuhachi", "Whistle", "Ocarina",
+    "Lead 1 (square)", "Lead 2 (sawtooth)", "Lead 3 (calliope)", "Lead 4 (chiff)", "Lead 5 (charang)",
+    "Lead 6 (voice)", "Lead 7 (fifths)", "Lead 8 (bass + lead)", "Pad 1 (new age)", "Pad 2 (warm)",
+    "Pad 3 (polysynth)", "Pad 4 (choir)", "Pad 5 (bowed)", "Pad 6 (metallic)", "Pad 7 (halo)", "Pad 8 (sweep)",
+    "FX 1 (rain)", "FX 2 (soundtrack)", "FX 3 (crystal)", "FX 4 (atmosphere)", "FX 5 (brightness)", "FX 6 (goblins)",
+    "FX 7 (echoes)", "FX 8 (sci-fi)", "Sitar", "Banjo", "Shamisen", "Koto", "Kalimba", "Bagpipe", "Fiddle", "Shanai",
+    "Tinkle Bell", "Agogo", "Steel Drums", "Woodblock", "Taiko Drum", "Melodic Tom", "Synth Drum", "Reverse Cymbal",
+    "Guitar Fret Noise", "Breath Noise", "Seashore", "Bird Tweet", "Telephone Ring", "Helicopter", "Applause", "Gunshot",
+)
+PROGRAM_ALIASES = {  # short names → 1-based program: the usual member of its family
+    "piano": 1, "grand piano": 1, "electric piano": 5, "organ": 20, "guitar": 25, "bass": 33, "double bass": 44,
+    "harp": 47, "strings": 49, "string ensemble": 49, "choir": 53, "voice": 54, "horn": 61, "brass": 62,
+    "sax": 66, "saxophone": 66, "bells": 15,
+}
+
+
+def _plain_name(name):
+    """An instrument name → lower case, runs of anything but letters and digits one space ('Lead 8 (bass + lead)' → 'lead 8 bass lead')."""
+    return re.sub(r"[^a-z0-9]+", " ", name.lower()).strip()
+
+
+_PROGRAM_OF = {**{_plain_name(name): number for number, name in enumerate(GM_PROGRAMS, start=1)}, **PROGRAM_ALIASES}
+
+
+def program_number(name):
+    """An instrument as a user writes it → its 1-based General MIDI program, or None if it names none: a number
+    1-128, one of GM_PROGRAMS or PROGRAM_ALIASES, in any case, with any spaces, brackets, hyphens or underscores."""
+    text = name.strip()
+    if text.isascii() and text.isdigit():
+        return int(text) if 1 <= int(text) <= 128 else None
+    return _PROGRAM_OF.get(_plain_name(text))
 
 
 # ------------------------------------------------------------------ rolls → MIDI
@@ -376,6 +424,13 @@ def midi_to_notes(path, max_bytes=MAX_MIDI_BYTES):
     file, empty, over max_bytes, damaged or truncated, of type 2, or in SMPTE time.
     """
     return _read_midi(path, max_bytes)[0]
+
+
+def first_tempo(path, max_bytes=MAX_MIDI_BYTES):
+    """A type 0 or 1 MIDI file → its first tempo, quarter notes per minute: the tempo its earliest set_tempo sets
+    (the last of several at that tick), or MIDI's default 120 when it sets none. DataError as midi_to_notes."""
+    changes, tempos = _tempo_map(_read_file(path, max_bytes)[1])
+    return 6e7 / int(tempos[np.searchsorted(changes, changes[min(1, len(changes) - 1)], side="right") - 1])
 
 
 def midi_to_roll(path, *, lowest_note, highest_note, frames_per_second, max_frames=MAX_FRAMES,

@@ -120,13 +120,18 @@ HEADS = {"sigmoid": SigmoidHead, "nade": NadeHead}
 
 @serializable
 class MusicLSTM(keras.Model):
-    """Stacked LSTM over frames + note head: (batch, frames, keys) rolls → (batch, frames - 1, keys) logits."""
+    """Stacked LSTM over frames + note head: (batch, frames, keys) rolls → (batch, frames - 1, keys) logits.
+
+    roll_settings: the piano-roll settings the model was trained on (a dict of plain values), stored in its
+    config and nothing else, so that a saved model describes the rolls it reads and writes."""
 
     def __init__(self, num_keys=88, units=256, layers=2, dropout=0.0, head="nade", head_units=128, max_notes=None,
-                 pitch_profile=False, **kwargs):
+                 pitch_profile=False, roll_settings=None, **kwargs):
         super().__init__(**kwargs)
         self.config = {"num_keys": num_keys, "units": units, "layers": layers, "dropout": dropout,
                        "head": head, "head_units": head_units, "max_notes": max_notes, "pitch_profile": pitch_profile}
+        if roll_settings is not None:  # kept, unused here, so that a saved model says what its rolls were
+            self.config["roll_settings"] = roll_settings
         self.fold = pitch_class_fold(num_keys) if pitch_profile else None
         self.lstms = [keras.layers.LSTM(units, return_sequences=True, return_state=True) for _ in range(layers)]
         self.dropout = keras.layers.Dropout(dropout)

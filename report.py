@@ -320,9 +320,11 @@ def write_report(output_dir, *, settings, metrics, pieces, statistics_table=None
 
     settings: {name: value} (any values; shown as text).
     metrics: {"valid_frame_nll", "test_frame_nll", "valid_frame_nll_baseline",
-      "test_frame_nll_baseline": float, ...}; other scalar entries are listed below.
+      "test_frame_nll_baseline": float, ...}; other scalar entries are listed below. With "model_path" (a run that
+      composed with a trained model and trained none) the page names the model and says so.
     pieces: [{"name": str, "midi": path, "wav": path or None, "png": path or None,
-      "statistics": {stat: value}, "wav_error": optional str (why wav is None)}].
+      "statistics": {stat: value}, "wav_error": optional str (why wav is None),
+      "played": optional str (the instrument, velocity and tempo written: compose.what_is_played)}].
     statistics_table: the driver's judge() table: {"statistics": [stat names, row order],
       "pieces": {piece name: {stat: value}}, "reference": {stat: {"mean", "min", "max"}}
       of the held-out songs, "flags": {piece name: {stat: reason}}}; its other keys
@@ -337,11 +339,14 @@ def write_report(output_dir, *, settings, metrics, pieces, statistics_table=None
     loss = _link(loss_plot, output_dir)
     sections = [
         f"<h1>{_text(title)}</h1><p class=\"sub\">{_text(os.path.abspath(output_dir))}</p>",
+        f'<p class="sub">composed with the trained model {_text(metrics["model_path"])}; no model was trained in '
+        "this run</p>" if metrics.get("model_path") else "",
         "<h2>Frame NLL against the baseline, and training</h2>",
         f'<div class="results"><div>{_nll_table(metrics)}{_other_metrics(metrics)}</div><div class="figure">'
         + (f'<img src="{loss}" alt="training loss and validation frame NLL per epoch">' if loss
            else '<p class="note">no loss plot</p>') + "</div></div>",
         f"<h2>Generated pieces ({len(pieces)})</h2>",
+        f'<p class="note">written for {_text(pieces[0]["played"])}</p>' if pieces and pieces[0].get("played") else "",
         "".join(_piece_html(piece, output_dir) for piece in pieces) or '<p class="note">no pieces generated</p>',
         "<h2>Music statistics</h2>",
         _statistics_html(statistics_table) if statistics_table else '<p class="note">no statistics</p>',
@@ -376,20 +381,23 @@ def print_statistics(table):
 
 def plot_piece(piece, table, settings):
     """A piano-roll PNG beside a piece's MIDI; print its path → the piece as write_report shows it, with its 'png'
-    and its 'statistics' from the table (piece: {'name', 'midi', 'roll', 'primer_frames', 'wav'[, 'wav_error']})."""
+    and its 'statistics' from the table, {} without one (piece: {'name', 'midi', 'roll', 'primer_frames', 'wav'
+    [, 'wav_error']})."""
     png = os.path.join(settings["output_dir"], piece["name"] + ".png")
     plot_roll(piece["roll"], png, lowest_note=settings["lowest_note"], frames_per_unit=frames_per_unit(settings),
               unit="beats" if settings["time_base"] == "beats" else "seconds", primer_frames=piece["primer_frames"])
     print(f"wrote {printable(png)}")
-    return {**piece, "png": png, "statistics": table["pieces"][piece["name"]]}
+    return {**piece, "png": png, "statistics": table["pieces"][piece["name"]] if table else {}}
 
 
 def report_run(pieces, table, metrics, settings):
     """The loss plot and output_dir/report.html of a run whose pieces plot_piece drew; print both paths → the page's path.
-    table: musicstats.judge's; metrics: the run's, with its training history."""
+    table: musicstats.judge's, or None without held-out songs; metrics: the run's, with its training history if it
+    trained (no loss plot otherwise)."""
     out = settings["output_dir"]
-    loss_plot = plot_losses(metrics["history"], os.path.join(out, "loss.png"))
-    print(f"wrote {printable(loss_plot)}")
+    loss_plot = plot_losses(metrics["history"], os.path.join(out, "loss.png")) if metrics.get("history") else None
+    if loss_plot:
+        print(f"wrote {printable(loss_plot)}")
     page = write_report(out, settings=settings, metrics=metrics, pieces=pieces, statistics_table=table, loss_plot=loss_plot)
     print(f"wrote {printable(page)} — open it in a browser to listen and look")
     return page

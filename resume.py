@@ -1,6 +1,8 @@
-"""Signals and resume checkpoints: Ctrl-C / SIGTERM as exceptions; resume.keras + resume.json, written and checked.
+"""Signals, resume checkpoints and earlier runs: Ctrl-C / SIGTERM as exceptions; resume.keras + resume.json, written
+and checked; a finished run's files moved to output_dir/earlier/N before a fresh run writes its own.
 
     state = resume_state(settings, data_fingerprint)  # None for a fresh run; refuses what cannot continue
+    keep_earlier_run(output_dir)                      # a fresh run: the earlier run's files → output_dir/earlier/N
 
 Imports no Keras (the driver imports this module before Keras loads); the
 model is saved through the object it is given, and loaded by training.py.
@@ -17,13 +19,13 @@ import threading
 import zipfile
 
 import distribute
-from files import DataError, atomic_path, check_readable_file, printable, read_json, write_json
+from files import DataError, atomic_path, check_readable_file, make_dir, printable, read_json, write_json
 
 # settings that --resume=True may change; any other must be as the interrupted run had it
-RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "workers", "resume", "epochs",
+RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "workers", "resume", "epochs", "sample_seed",
                      "distribute", "coordinator_address", "num_processes", "process_id",
                      "max_minutes", "patience", "primer_frames", "primer_path", "include_primer", "generate_frames",
-                     "temperature", "note_floor", "num_outputs", "bpm", "soundfont")
+                     "temperature", "note_floor", "num_outputs", "bpm", "soundfont", "instrument", "velocity")
 RESUME_FIELDS = {"epoch": int, "minutes": (int, float), "learning_rate": (int, float), "history": dict,
                  "callbacks": dict, "checkpoint_sha256": str}
 HISTORY_KEYS = ("loss", "val_frame_nll")  # in every history, one value per epoch (beside Keras' learning_rate)
@@ -43,6 +45,9 @@ KIND_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true or
 MAX_RESUME_BYTES = 16 * 2 ** 20   # resume.json: room for the history of 200,000 epochs; a larger one is refused unread
 MAX_SETTINGS_BYTES = 2 ** 20      # the settings.json beside it
 MAX_CONFIG_BYTES = 2 ** 20        # the config.json inside resume.keras (ours: about 1 KB)
+# the files a run writes in output_dir (resume.* aside: a fresh run over those is refused); any other file stays
+RUN_FILES = re.compile(r"settings\.json|metrics\.json|best\.keras|loss\.png|report\.html"
+                       r"|generated_[0-9]+\.(mid|wav|png)")
 
 
 class Terminated(KeyboardInterrupt):
@@ -98,6 +103,23 @@ def remove_resume_checkpoint(output_dir):
     for name in ("resume.json", "resume.keras"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(output_dir, name))
+
+
+def keep_earlier_run(output_dir):
+    """Move output_dir's RUN_FILES (not folders) into a new earlier/N, N above the highest; say so → it or None."""
+    names = sorted(entry.name for entry in os.scandir(output_dir)
+                   if RUN_FILES.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False))
+    if not names:
+        return None
+    earlier = os.path.join(output_dir, "earlier")
+    make_dir(earlier, "folder for earlier runs")
+    numbers = [int(name) for name in os.listdir(earlier) if re.fullmatch("[0-9]+", name)]
+    kept = os.path.join(earlier, str(max(numbers, default=0) + 1))
+    os.mkdir(kept)  # new and empty: no file in it is ever replaced
+    for name in names:
+        os.replace(os.path.join(output_dir, name), os.path.join(kept, name))
+    print(f"kept the earlier run in {printable(kept)}")
+    return kept
 
 
 def resume_state(settings, data_fingerprint):

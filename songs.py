@@ -25,16 +25,30 @@ DEFAULT_DATA_PATH = "data/musicnet.npz"
 SAMPLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sample.npz")
 STANDARD_TEST_IDS = ["1759", "1819", "2106", "2191", "2298", "2303", "2382", "2416", "2556", "2628"]
 VALID_FRACTION = 0.1             # share of non-test songs held out for validation
+HELD_OUT_STRETCH = 0.1           # too few songs to split: share of each song's frames held out for test, as much for validation
 SPLIT_SEED = 20170101            # fixed, so the split does not move with `seed`
 
 
 # ------------------------------------------------------------------ data path and split
 
+def expected_source(path):
+    """What a data_path that is not there was taken for, from its name → e.g. 'MIDI file', 'folder'."""
+    if path.lower().endswith(sources.MIDI_SUFFIXES):
+        return "MIDI file"
+    if path.lower().endswith(".npz"):
+        return "MusicNet npz archive"
+    return "data file" if os.path.splitext(path.rstrip(os.sep))[1] else "folder"
+
+
 def resolve_data_path(path):
     """The data to read: the given path, or the embedded sample when the default is absent; a file must be readable."""
     if not os.path.lexists(path):
         if path != DEFAULT_DATA_PATH:
-            raise DataError(f"{printable(path)} not found — download MusicNet (see data/README.md) or pass --data_path=...")
+            raise DataError(f"{expected_source(path)} {printable(path)} not found; pass --data_path=... (a MIDI file "
+                            "or folder, a MusicNet npz archive or CSV release folder)")
+        if not os.path.exists(SAMPLE_PATH):
+            raise DataError(f"{DEFAULT_DATA_PATH} not found, nor the embedded sample {printable(os.path.relpath(SAMPLE_PATH))} "
+                            "— download MusicNet (see data/README.md) or pass --data_path=...")
         print(f"{DEFAULT_DATA_PATH} not found: using the embedded sample {printable(os.path.relpath(SAMPLE_PATH))} "
               "(see data/README.md to get the real MusicNet)")
         path = SAMPLE_PATH
@@ -111,6 +125,24 @@ def split_ids(ids, split_path="", unusable=(), test_ids=None, aliases=None):
     shuffled = list(rng.permutation(rest))
     count = max(1, round(VALID_FRACTION * len(rest))) if len(rest) > 1 else 0
     return {"train": sorted(shuffled[count:]), "valid": sorted(shuffled[:count]), "test": sorted(test)}
+
+
+def held_out_stretches(ids, by_id):
+    """Too few songs to split: each song's last HELD_OUT_STRETCH of frames for test, as much before them for
+    validation, the rest for training; a song is left out unless two frames of each stretch sound
+    → ({'train', 'valid', 'test'}: lists of rolls, split: train ids, valid / test stretches as 'id (frames a-b)')."""
+    parts = {part: [] for part in ("train", "valid", "test")}
+    split = {part: [] for part in parts}
+    for song_id in ids:
+        roll = by_id[song_id]
+        held = max(2, round(HELD_OUT_STRETCH * len(roll)))
+        edges = (0, max(0, len(roll) - 2 * held), max(0, len(roll) - held), len(roll))
+        stretches = dict(zip(parts, zip(edges, edges[1:])))
+        if all(roll[start:end].any(axis=1).sum() > 1 for start, end in stretches.values()):
+            for part, (start, end) in stretches.items():
+                parts[part].append(roll[start:end])
+                split[part].append(song_id if part == "train" else f"{song_id} (frames {start}-{end})")
+    return parts, split
 
 
 def most_played_program(programs, lengths):
@@ -382,6 +414,12 @@ def load_songs(source, settings, save=True):
     split = split_ids(ids, settings["split_path"], unusable=short + [song_id for song_id, _ in songs["skipped"]],
                       test_ids=source.test_ids or None, aliases=source.aliases)
     parts = {part: [by_id[i] for i in split_part] for part, split_part in split.items()}
+    if not all(parts.values()) and not settings["split_path"]:
+        parts, split = held_out_stretches(ids, by_id)
+        percent = round(100 * HELD_OUT_STRETCH)
+        print(f"note: {len(ids)} usable recording(s) are too few to split into train, valid and test recordings: "
+              f"each is validated on its {percent}% of frames before the last {percent}% and tested on those last ones"
+              + (f" ({len(ids) - len(split['train'])} too short for that left out)" if len(split["train"]) < len(ids) else ""))
     if not all(parts.values()):
         raise DataError("need at least one usable song in each of train, valid and test (have "
                         + ", ".join(f"{len(parts[part])} {part}" for part in ("train", "valid", "test"))

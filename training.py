@@ -3,29 +3,34 @@
     history, minutes = train(model, train_rolls, valid_rolls, settings)
     metrics = evaluate(model, parts)
 
-Keeps the best weights in output_dir/best.keras (written atomically). Ends at
+Keeps the best weights in output_dir/best.keras (written atomically, with the
+roll settings in the model's config and without the optimizer state). Ends at
 `epochs`, on `patience`, past `max_minutes`, when the loss stops being
 finite, or on Ctrl-C / SIGTERM, which saves resume.keras and resume.json
 (resume.py) so that `--resume=True` continues the run; the log says which.
 load_resume_model reads resume.keras back, once it holds the model these
-settings build.
+settings build. start_from gives a new model the weights of a trained one
+(init_from).
 """
 import math
 import os
 import signal
 import sys
 import time
+import warnings
 import zipfile
 
 import keras
 import numpy as np
 
 import distribute
+import saved_models
 from files import DataError, atomic_path, printable
 from model import MusicLSTM, SongScorer, frame_nll
 from resume import (CALLBACK_STATES, Interrupted, check_resume_model, save_resume_checkpoint, signal_handler,
                     stop_at_once)
 from rolls import pitch_class_fold
+from songs import ROLL_SETTINGS
 
 MONITOR = {"monitor": "val_frame_nll", "mode": "min"}  # what the plateau and patience callbacks watch
 
@@ -127,6 +132,25 @@ def model_config(settings, num_keys, max_notes):
     return {"num_keys": num_keys, "units": settings["hidden_size"], "layers": settings["num_layers"],
             "dropout": settings["dropout"], "head": settings["head"], "head_units": settings["head_size"],
             "max_notes": max_notes, "pitch_profile": settings["pitch_profile"]}
+
+
+def built(model):
+    """The model, its weights made by calling it on two silent frames (and no notes heard before them) → model."""
+    rolls = np.zeros((1, 2, model.config["num_keys"]), np.float32)
+    model((rolls, np.zeros((1, 12), np.float32)) if model.config["pitch_profile"] else rolls)
+    return model
+
+
+def start_from(model, saved):
+    """Give a model build_model made the weights of a trained one, saved: a model file saved_models.read_model_file
+    checked, of the architecture the settings restored from it build; print that training starts from it."""
+    weights = saved_models.load_model(saved).get_weights()
+    try:
+        built(model).set_weights(weights)
+    except ValueError as err:  # a file whose weights match its config but not the model: refuse it in one line
+        raise DataError(f"init_from {printable(saved['path'])} does not fit the model these settings build "
+                        f"({' '.join(str(err).split())[:160]})") from None
+    print(f"training starts from the weights of {printable(saved['path'])}")
 
 
 def make_optimizer(settings, **options):
@@ -284,12 +308,15 @@ class Patience(Resumable, keras.callbacks.EarlyStopping):
 
 
 class BestCheckpoint(Resumable, keras.callbacks.Callback):
-    """Saves the model to path (atomically, when writes) at each new finite low of val_frame_nll."""
+    """Saves the model to path (atomically, when writes) at each new finite low of val_frame_nll: its weights, with
+    the roll settings it is trained on in its config, and not the optimizer state (resume.keras keeps that), which
+    would make the file four times as large. roll_settings: {setting: value} for ROLL_SETTINGS, or None (settings
+    without them, as a test of training alone passes, save a model that does not say what its rolls were)."""
     STATE = CALLBACK_STATES["BestCheckpoint"]
 
-    def __init__(self, saved_states, path, writes):
+    def __init__(self, saved_states, path, writes, roll_settings):
         super().__init__(saved_states)
-        self.path, self.writes = path, writes
+        self.path, self.writes, self.roll_settings, self.kept = path, writes, roll_settings, None
 
     def on_train_begin(self, logs=None):
         self.best, self.best_epoch = None, None
@@ -301,7 +328,11 @@ class BestCheckpoint(Resumable, keras.callbacks.Callback):
             self.best, self.best_epoch = value, epoch
             if self.writes:
                 with atomic_path(self.path) as temp, distribute.alone():
-                    self.model.save(temp)
+                    if self.kept is None:  # the model saved: uncompiled, the roll settings in its config
+                        config = {**self.model.get_config(), "roll_settings": self.roll_settings}
+                        self.kept = built(MusicLSTM.from_config(config))
+                    self.kept.set_weights(self.model.get_weights())
+                    self.kept.save(temp)
 
 
 # ------------------------------------------------------------------ the fit loop
@@ -326,7 +357,8 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
     writes = distribute.process_count_and_index()[1] == 0  # process 0 validates and writes; the others follow it
     caught, minutes = SignalCatcher(), Clock(resumed["minutes"])
     stop = Stop(caught, minutes, settings["max_minutes"])
-    best = BestCheckpoint(resumed["callbacks"], checkpoint, writes)
+    rolls = {name: settings[name] for name in ROLL_SETTINGS} if set(ROLL_SETTINGS) <= set(settings) else None
+    best = BestCheckpoint(resumed["callbacks"], checkpoint, writes, rolls)
     patience = Patience(resumed["callbacks"], patience=settings["patience"], **MONITOR)
     resumables = [Plateau(resumed["callbacks"], factor=0.5, patience=max(1, settings["patience"] // 2), **MONITOR),
                   patience, best]
@@ -354,7 +386,9 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
         diverged = f" before the training loss became {stop.loss} in epoch {epoch}" if stop.reason == "loss" else ""
         raise TrainingError(f"no epoch gave a finite validation NLL{diverged}, so no weights are worth keeping; "
                             "try a lower --learning_rate")
-    distribute.load_weights(model, checkpoint)
+    with warnings.catch_warnings():  # best.keras holds no optimizer state, which Keras notes as it loads the weights
+        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+        distribute.load_weights(model, checkpoint)
     print(why_training_stopped(stop, patience, best, epoch, settings))
     if caught.signum:  # it came after training had ended for another reason: stop like Ctrl-C elsewhere
         stop_at_once(caught.signum, None)

@@ -2,11 +2,13 @@
 input as one line on stderr, and TensorFlow's start-up notices kept out of the log."""
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
 import wave
 
+import mido
 import numpy as np
 import pytest
 from intervaltree import IntervalTree
@@ -15,6 +17,7 @@ import classically_deep as cd
 import configurator
 import midi_io
 import rolls
+import saved_models
 from conftest import chord_song, musicnet_entry, quick_args, refused, score_notes, timed_messages
 from midi_io import midi_to_roll
 
@@ -317,3 +320,193 @@ def test_epochs_zero_writes_the_cache_and_no_model(tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["settings.json"]  # no checkpoint, metrics or MIDI
     assert "epochs=0: preprocessing only, nothing trained" in done.stdout
     assert "labels" in done.stdout and "28 train recordings" in done.stdout
+
+
+# ------------------------------------------------------------------ a rerun keeps the earlier run
+
+def test_a_rerun_keeps_the_earlier_runs_model_and_pieces_in_earlier_n(tiny_archive, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    quick = ["--epochs=2", "--hidden_size=8", "--head_size=4", "--seq_len=8", "--batch_size=4", "--primer_frames=4",
+             "--generate_frames=4", "--num_outputs=1"]
+    models = []
+    for seed in (1, 2):
+        assert cd.main(quick_args(tiny_archive, tmp_path, *quick, f"--seed={seed}")) == 0
+        models.append((out / "best.keras").read_bytes())
+    assert f"kept the earlier run in {out / 'earlier' / '1'}\n" in capsys.readouterr().out
+    assert (out / "earlier" / "1" / "best.keras").read_bytes() == models[0] != models[1]
+    assert (out / "earlier" / "1" / "generated_1.mid").exists() and (out / "generated_1.mid").exists()
+    seeds = [json.loads((folder / "settings.json").read_text())["seed"] for folder in (out / "earlier" / "1", out)]
+    assert seeds == [1, 2]
+    assert cd.main(quick_args(tiny_archive, tmp_path, "--epochs=0")) == 0  # a third run keeps the second
+    assert (out / "earlier" / "2" / "best.keras").read_bytes() == models[1]
+    assert sorted(os.listdir(out)) == ["earlier", "notes.txt", "settings.json"]
+    assert sorted(os.listdir(out / "earlier")) == ["1", "2"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("refusal", ["interrupted run", "missing split file"])
+def test_a_refused_run_moves_nothing(refusal, tiny_archive, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    interrupted = ["resume.json"] if refusal == "interrupted run" else []
+    for name in ("settings.json", "best.keras", "generated_1.mid", *interrupted):
+        (out / name).write_text(name)
+    refused(capsys, quick_args(tiny_archive, tmp_path, *([f"--split_path={tmp_path / 'split.json'}"]
+                                                         if refusal == "missing split file" else [])))
+    assert not (out / "earlier").exists() and (out / "best.keras").read_text() == "best.keras"
+
+
+def test_only_the_writing_process_keeps_the_earlier_run(tiny_archive, tmp_path, monkeypatch):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "best.keras").write_text("earlier")
+    monkeypatch.setattr(cd, "start_distribution", lambda settings: 1)  # process 1 of a distributed run
+    settings = configurator.resolve_settings(quick_args(tiny_archive, tmp_path),
+                                             configurator.default_settings(cd.__file__))
+    assert cd.prepare_data(settings)[0] is False
+    assert os.listdir(tmp_path / "out") == ["best.keras"]
+
+
+# ------------------------------------------------------------------ small and sloppy inputs, what is played
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_one_or_two_midi_files_under_home_train_and_compose_for_the_instrument_asked(count, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "midi").mkdir()
+    for number in range(count):
+        notes = score_notes(*((48 + number + step % 12, step / 2, 0.5) for step in range(80)), bpm=72.0)  # 160 frames
+        midi_io.notes_to_midi(notes, tmp_path / "midi" / f"piece{number}.mid", bpm=72.0)
+    data = "~/midi/piece0.mid" if count == 1 else "$HOME/midi"
+    assert cd.main([f"--data_path={data}", "--output_dir=~/out", "--cache_dir=~/cache", "--epochs=2", "--hidden_size=8",
+                    "--head_size=4", "--seq_len=8", "--batch_size=4", "--primer_frames=4", "--generate_frames=4",
+                    "--num_outputs=1", "--instrument=Cello", "--velocity=90", "--primer_path=~/midi/piece0.mid"]) == 0
+    said = capsys.readouterr().out
+    assert f"note: {count} usable recording(s) are too few to split into train, valid and test recordings" in said
+    assert "the pieces are written for Cello (General MIDI program 43) at velocity 90, 72 bpm (the primer's tempo)\n" in said
+    messages = [message for message, _ in timed_messages(tmp_path / "out" / "generated_1.mid")]
+    assert [message.program for message in messages if message.type == "program_change"] == [42]  # 0-based: cello
+    assert {message.velocity for message in messages if message.type == "note_on"} <= {90}
+    assert [message.tempo for message in messages if message.type == "set_tempo"] == [mido.bpm2tempo(72.0)]
+    assert "written for Cello (General MIDI program 43)" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_mistyped_midi_folder_is_named_as_a_folder_not_answered_with_musicnet(tmp_path, capsys):
+    err = refused(capsys, quick_args(tmp_path / "my midi", tmp_path))
+    assert err == f"error: folder {tmp_path / 'my midi'} not found; pass --data_path=... (a MIDI file or folder, " \
+                  "a MusicNet npz archive or CSV release folder)\n"
+
+
+def test_held_out_songs_too_short_to_prime_a_piece_are_refused_before_training(tmp_path, capsys):
+    midi_io.notes_to_midi(score_notes(*((60 + step % 5, step / 2, 0.5) for step in range(40))), tmp_path / "short.mid")
+    assert cd.main(quick_args(tmp_path / "short.mid", tmp_path, "--time_base=beats", "--primer_frames=32")) == 2
+    assert capsys.readouterr().err.endswith("\nerror: no held-out song has primer_frames=32 frames (the longest has 8): "
+                                            "pass a smaller --primer_frames or a --primer_path\n")  # after the progress bar
+    assert not (tmp_path / "out" / "best.keras").exists()
+
+
+# ------------------------------------------------------------------ composing with a trained model, training from one
+
+def compose_with(model_run, name, *extra):
+    """Compose with a tiny run's model, primed by the held-out songs of its data, into a folder beside it → the folder."""
+    out = model_run.parent / name
+    assert cd.main([f"--model_path={model_run}", f"--data_path={model_run.parent / 'tiny.npz'}", f"--output_dir={out}",
+                    f"--cache_dir={model_run.parent / 'cache'}", "--primer_frames=8", "--generate_frames=12",
+                    "--num_outputs=2", *extra]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def composed(tiny_runs):
+    """Two compose-only runs with the first tiny run's model: the default sample_seed, then sample_seed 7."""
+    return compose_with(tiny_runs[0], "again"), compose_with(tiny_runs[0], "other", "--sample_seed=7")
+
+
+def test_a_saved_model_composes_the_training_runs_pieces_again_for_its_sample_seed_and_others_for_another(
+        tiny_runs, composed):
+    again, other = composed
+    for number in (1, 2):
+        assert (again / f"generated_{number}.mid").read_bytes() == (tiny_runs[0] / f"generated_{number}.mid").read_bytes()
+    assert any((other / f"generated_{number}.mid").read_bytes() != (again / f"generated_{number}.mid").read_bytes()
+               for number in (1, 2))
+
+
+def test_composing_with_a_saved_model_restores_its_roll_settings_and_says_nothing_was_trained(tiny_runs, composed):
+    out = composed[0]
+    settings = json.loads((out / "settings.json").read_text())
+    assert (settings["time_base"], settings["steps_per_second"], settings["hidden_size"]) == ("seconds", 4.0, 16)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["trained_in_this_run"] is False and set(metrics["statistics"]["pieces"]) == {"generated_1", "generated_2"}
+    page = (out / "report.html").read_text()
+    assert f"composed with the trained model {tiny_runs[0] / 'best.keras'}; no model was trained in this run" in page
+    assert (out / "generated_2.wav").exists() and (out / "generated_2.png").exists()
+    assert not (out / "loss.png").exists() and not (out / "best.keras").exists()
+
+
+def test_a_bare_model_file_composes_from_a_primer_without_any_data(tiny_runs, tmp_path):
+    (tmp_path / "shipped.keras").write_bytes((tiny_runs[0] / "best.keras").read_bytes())
+    midi_io.notes_to_midi(score_notes((60, 0, 2), (64, 0, 2), (67, 2, 2)), tmp_path / "primer.mid")
+    assert cd.main([f"--model_path={tmp_path / 'shipped.keras'}", f"--primer_path={tmp_path / 'primer.mid'}",
+                    f"--data_path={tmp_path / 'no data'}", f"--output_dir={tmp_path / 'out'}", "--primer_frames=8",
+                    "--generate_frames=12", "--num_outputs=1"]) == 0
+    roll = midi_to_roll(tmp_path / "out" / "generated_1.mid", lowest_note=21, highest_note=108, frames_per_second=4)
+    assert roll.shape == (20, 88) and roll[:4, [60 - 21, 64 - 21]].all()  # the primer's chord, then the model's
+    assert "statistics" not in json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert "no statistics" in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("arg, message", [("--lowest_note=36", "lowest_note=36 (the model's: 21)"),
+                                          ("--steps_per_second=2", "steps_per_second=2.0 (the model's: 4.0)"),
+                                          ("--head=sigmoid", "head='sigmoid' (the model's: 'nade')")])
+def test_settings_a_saved_model_cannot_compose_with_are_refused_in_one_line(tiny_runs, arg, message, tmp_path, capsys):
+    err = refused(capsys, [f"--model_path={tiny_runs[0]}", f"--output_dir={tmp_path / 'out'}", arg])
+    assert f"model_path {tiny_runs[0] / 'best.keras'} was trained with other settings than {message}" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--resume=True"], "model_path composes with a trained model and trains nothing: leave out --resume"),
+    (["--sample_seed=-1"], "sample_seed must be between 0 and 4294967295"),
+])
+def test_composing_where_it_cannot_be_done_is_refused_in_one_line(tiny_runs, args, message, capsys):
+    run = tiny_runs[0]
+    assert message in refused(capsys, [f"--model_path={run}", *(arg.format(run=run) for arg in args)])
+    assert (run / "best.keras").exists()
+
+
+def test_composing_from_the_run_in_output_dir_keeps_that_run_and_composes_from_it(tiny_runs, tmp_path, capsys):
+    run = tmp_path / "output"
+    shutil.copytree(tiny_runs[0], run)
+    model = (run / "best.keras").read_bytes()
+    assert cd.main([f"--model_path={run}", f"--output_dir={run}", "--num_outputs=1"]) == 0
+    assert f"composing with {run / 'earlier' / '1' / 'best.keras'}, not trained in this run" in capsys.readouterr().out
+    assert (run / "earlier" / "1" / "best.keras").read_bytes() == model and not (run / "best.keras").exists()
+    assert (run / "generated_1.mid").exists() and not (run / "generated_2.mid").exists()
+
+
+def test_training_from_the_run_in_output_dir_is_refused_in_one_line(tiny_runs, tmp_path, capsys):
+    run = tmp_path / "output"
+    shutil.copytree(tiny_runs[0], run)
+    err = refused(capsys, [f"--init_from={run}", f"--output_dir={run}"])
+    assert f"init_from {run / 'best.keras'} lies in output_dir" in err
+    assert (run / "best.keras").exists() and not (run / "earlier").exists()
+
+
+def test_training_from_a_saved_models_weights_on_other_data_starts_where_it_ended(tiny_runs, three_ways, tmp_path,
+                                                                                   capsys):
+    paths, split = three_ways
+    assert cd.main([f"--init_from={tiny_runs[0]}", f"--data_path={paths['midi']}", f"--split_path={split}",
+                    f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}", "--epochs=1",
+                    "--learning_rate=1e-9", "--ema=0", "--seq_len=16", "--batch_size=4", "--num_outputs=0"]) == 0
+    assert f"training starts from the weights of {tiny_runs[0] / 'best.keras'}" in capsys.readouterr().out
+    settings = json.loads((tmp_path / "out" / "settings.json").read_text())
+    assert (settings["time_base"], settings["hidden_size"], settings["head_size"]) == ("seconds", 16, 8)
+    start, tuned = (saved_models.load_model(saved_models.read_model_file(str(path))).get_weights()
+                    for path in (tiny_runs[0], tmp_path / "out"))
+    for before, after in zip(start, tuned):
+        np.testing.assert_allclose(after, before, atol=1e-5)  # a step of 1e-9 moves no weight far from the start
+
+
+def test_training_from_a_model_of_another_size_is_refused_in_one_line(tiny_runs, tmp_path, capsys):
+    err = refused(capsys, [f"--init_from={tiny_runs[0]}", "--hidden_size=32", f"--output_dir={tmp_path / 'out'}"])
+    assert f"init_from {tiny_runs[0] / 'best.keras'} was trained with other settings than hidden_size=32" in err

@@ -12,7 +12,8 @@ from conftest import score_notes
 from files import DataError
 
 SETTINGS = {"lowest_note": 21, "highest_note": 108, "time_base": "beats", "steps_per_beat": 4, "steps_per_second": 8.0,
-            "bpm": 100.0, "primer_frames": 8, "max_frames": 1_000_000, "soundfont": ""}
+            "bpm": 100.0, "primer_frames": 8, "max_frames": 1_000_000, "soundfont": "", "velocity": 80, "instrument": "piano",
+            "primer_path": ""}
 
 
 def test_a_silent_piece_is_written_and_reported(tmp_path, capsys):
@@ -84,3 +85,45 @@ def test_a_primer_whose_times_no_roll_can_hold_is_refused_naming_the_primer(tmp_
     settings = {**configurator.default_settings(), "primer_path": str(path)}
     with pytest.raises(DataError, match=f"^primer {re.escape(str(path))} cannot be used: would have 1073741820 frames"):
         compose.read_primer(settings)
+
+
+def written(path):
+    """A written piece read back with mido → (programs, note_on velocities, tempos in microseconds per quarter)."""
+    messages = [message for track in mido.MidiFile(path).tracks for message in track]
+    return ([message.program + 1 for message in messages if message.type == "program_change"],
+            sorted({message.velocity for message in messages if message.type == "note_on"}),
+            [message.tempo for message in messages if message.type == "set_tempo"])
+
+
+@pytest.mark.parametrize("instrument, program", [("piano", 1), ("Violin", 41), ("41", 41), ("string ensemble 1", 49),
+                                                 ("data", 7)])
+def test_the_instrument_is_written_by_name_or_number_or_the_datas(tmp_path, capsys, instrument, program):
+    settings = {**SETTINGS, "output_dir": str(tmp_path), "instrument": instrument, "velocity": 64}
+    chosen, line = compose.what_is_played(settings, 7)
+    compose.generate_MIDI([np.eye(8, 88, dtype=bool)], settings, chosen)
+    assert written(tmp_path / "generated_1.mid") == ([program], [64], [600_000])  # 100 bpm
+    assert line.startswith(f"{midi_io.GM_PROGRAMS[program - 1]} (General MIDI program {program}")
+    assert line.endswith(") at velocity 64, 100 bpm (the bpm setting)")
+    assert ("the training data's most played" in line) == (instrument == "data")
+
+
+def test_a_primers_tempo_is_kept_unless_bpm_is_set(tmp_path):
+    primer = tmp_path / "primer.mid"
+    midi_io.notes_to_midi(score_notes((60, 0, 4), bpm=72.0), primer, bpm=72.0)
+    settings = {**SETTINGS, "output_dir": str(tmp_path), "bpm": 0.0, "primer_path": str(primer)}
+    assert compose.written_tempo(settings) == (pytest.approx(72.0), "the primer's tempo")
+    compose.generate_MIDI([np.eye(8, 88, dtype=bool)], settings, 1)
+    assert written(tmp_path / "generated_1.mid")[2] == written(primer)[2] == [mido.bpm2tempo(72.0)]
+    assert compose.written_tempo({**settings, "bpm": 90.0}) == (90.0, "the bpm setting")
+    assert compose.written_tempo({**settings, "primer_path": ""}) == (100.0, "the default")
+    assert compose.written_tempo({**settings, "time_base": "seconds"})[0] == 60.0
+
+
+def test_the_console_and_each_piece_say_what_was_played(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(compose, "generate_song", lambda model, primers, frames, *args: np.ones((len(primers), frames, 88), bool))
+    settings = {**SETTINGS, "output_dir": str(tmp_path), "num_outputs": 2, "generate_frames": 4, "include_primer": True,
+                "temperature": 1.0, "sample_seed": 1, "note_floor": 0.0, "instrument": "cello", "bpm": 0.0}
+    pieces = compose.compose(None, [np.ones((8, 88), bool)], 41, settings)
+    played = "Cello (General MIDI program 43) at velocity 80, 100 bpm (the default)"
+    assert [piece["played"] for piece in pieces] == [played, played]
+    assert f"the pieces are written for {played}\n" in capsys.readouterr().out

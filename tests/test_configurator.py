@@ -100,3 +100,44 @@ def test_help_gives_every_setting_of_the_driver_its_comment():
     shown = help_text()
     for name, value, comment, _ in settings:
         assert f"--{name}={value}" in shown and f"# {comment}\n" in shown + "\n"
+
+
+def test_home_and_environment_variables_are_expanded_in_path_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MUSIC", str(tmp_path / "music"))
+    settings = resolve_settings(["--data_path=~/midi", "--output_dir=$MUSIC/out", "--cache_dir=~/cache",
+                                 "--primer_path=${MUSIC}/opening.mid", "--split_path=~/split.json", "--soundfont=~/gm.sf2"],
+                                default_settings())
+    assert settings["data_path"] == str(tmp_path / "midi") and settings["cache_dir"] == str(tmp_path / "cache")
+    assert settings["output_dir"] == str(tmp_path / "music" / "out")
+    assert settings["primer_path"] == str(tmp_path / "music" / "opening.mid")
+    assert (settings["split_path"], settings["soundfont"]) == (str(tmp_path / "split.json"), str(tmp_path / "gm.sf2"))
+    assert resolve_settings(["--epochs=1"], default_settings())["primer_path"] == ""  # empty stays empty
+
+
+def test_instrument_velocity_and_tempo_defaults_are_piano_80_and_the_primers_tempo():
+    defaults = default_settings()
+    assert (defaults["instrument"], defaults["velocity"], defaults["bpm"]) == ("piano", 80, 0.0)
+
+
+@pytest.mark.parametrize("arg", ["--instrument=Violin", "--instrument=41", "--instrument=data", "--instrument=DATA",
+                                 "--instrument=string ensemble 1", "--velocity=1", "--velocity=127", "--bpm=4",
+                                 "--bpm=1000", "--bpm=0"])
+def test_instruments_velocities_and_tempos_that_can_be_written_are_accepted(arg):
+    resolve_settings([arg], default_settings())
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("--instrument=kazoo", "instrument must be a General MIDI program name (such as piano, violin, strings or "
+                           "'acoustic grand piano'), a program number 1-128 or data, not 'kazoo'"),
+    ("--instrument=0", "instrument must be a General MIDI program name"),
+    ("--instrument=129", "instrument must be a General MIDI program name"),
+    ("--velocity=0", "velocity must be between 1 and 127, not 0"),
+    ("--velocity=128", "velocity must be between 1 and 127, not 128"),
+    ("--bpm=3", "bpm must be between 4 and 1000 (or 0: the primer's tempo, else 100), not 3.0"),
+    ("--bpm=-100", "bpm must be between 4 and 1000"),
+])
+def test_instruments_velocities_and_tempos_that_cannot_be_written_are_refused_in_one_line(arg, message):
+    with pytest.raises(SettingsError) as refusal:
+        resolve_settings([arg], default_settings())
+    assert str(refusal.value).startswith(message) and "\n" not in str(refusal.value)

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+import midi_io
 import rolls
 from files import DataError
 from midi_io import (PERFORMANCE_DTYPE, TICKS_PER_FRAME, midi_to_notes, midi_to_performance, midi_to_roll, notes_to_midi,
@@ -723,3 +724,43 @@ def test_roll_through_a_midi_file_and_back_on_the_beat_grid(tmp_path, roll_and_l
     back = midi_to_roll(path, lowest_note=lowest, highest_note=lowest + roll.shape[1] - 1,
                         frames_per_second=steps_per_beat * bpm / 60)
     np.testing.assert_array_equal(back, roll)
+
+
+# ------------------------------------------------------------------ tempo and General MIDI programs
+
+def test_the_first_tempo_is_the_earliest_set_tempo_and_120_without_one(tmp_path):
+    notes = notes_track((60, 80, 0, 480))
+    assert midi_io.first_tempo(midi_file(tmp_path / "none.mid", notes)) == 120.0
+    later = midi_file(tmp_path / "later.mid", notes, [tempo(960, 60), tempo(480, 90), tempo(1440, 200)])
+    assert midi_io.first_tempo(later) == pytest.approx(90.0)
+    at_zero = midi_file(tmp_path / "zero.mid", [tempo(0, 72), *notes], [tempo(0, 66)])  # the last at the tick wins
+    assert midi_io.first_tempo(at_zero) == pytest.approx(66.0)
+
+
+def test_a_tempo_read_back_writes_the_same_microseconds_per_quarter(tmp_path):
+    path = midi_file(tmp_path / "odd.mid", [(0, mido.MetaMessage("set_tempo", tempo=461_539))])
+    assert mido.bpm2tempo(midi_io.first_tempo(path)) == 461_539
+
+
+def test_the_first_tempo_of_a_file_that_is_not_midi_is_a_data_error(tmp_path):
+    (tmp_path / "text.mid").write_text("not MIDI")
+    with pytest.raises(DataError, match="is not a readable MIDI file"):
+        midi_io.first_tempo(tmp_path / "text.mid")
+
+
+@pytest.mark.parametrize("name, program", [("piano", 1), ("Acoustic Grand Piano", 1), ("VIOLIN", 41), ("41", 41),
+                                           ("128", 128), (" strings ", 49), ("acoustic_guitar_nylon", 25),
+                                           ("Acoustic Guitar (nylon)", 25), ("honky-tonk piano", 4), ("flute", 74),
+                                           ("Lead 8 (bass + lead)", 88), ("sax", 66)])
+def test_an_instrument_is_a_general_midi_name_an_alias_or_a_number(name, program):
+    assert midi_io.program_number(name) == program
+
+
+@pytest.mark.parametrize("name", ["0", "129", "-1", "kazoo", "", "data", "1.5", "４１"])
+def test_what_names_no_general_midi_program_gives_none(name):
+    assert midi_io.program_number(name) is None
+
+
+def test_every_general_midi_name_gives_its_own_number():
+    assert len(midi_io.GM_PROGRAMS) == 128
+    assert [midi_io.program_number(name) for name in midi_io.GM_PROGRAMS] == list(range(1, 129))

@@ -126,3 +126,12 @@ def test_note_floor_never_draws_keys_under_it_and_zero_floor_is_plain_bernoulli(
     assert keras.ops.convert_to_numpy(draw_keys(logits, always, 1.0, 0.0)).tolist() == [[1, 1, 1, 1]]
     halfway = np.full((1, KEYS), 0.5, np.float32)
     assert keras.ops.convert_to_numpy(draw_keys(logits, halfway, 1.0, 0.0)).tolist() == [[0, 0, 0, 1]]
+
+
+def test_roll_settings_are_kept_in_the_config_through_a_save_and_load_and_left_out_when_not_given(tmp_path):
+    roll = {"lowest_note": 60, "highest_note": 63, "time_base": "beats", "steps_per_second": 8.0, "steps_per_beat": 4}
+    model = MusicLSTM(num_keys=KEYS, units=8, layers=1, head="nade", head_units=6, roll_settings=roll)
+    model(np.zeros((1, 3, KEYS), np.float32))
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").get_config()["roll_settings"] == roll
+    assert "roll_settings" not in small_model("nade").get_config()

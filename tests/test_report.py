@@ -267,3 +267,13 @@ def test_a_runs_report_draws_each_piece_and_the_losses_and_links_them(tmp_path, 
     assert images == ["loss.png", "generated_1.png", "generated_2.png"]
     assert [attrs["src"] for attrs in Page(text).all("audio")] == ["generated_1.wav"]
     assert "no audio: no SoundFont here" in text and "copying" in text
+
+
+def test_report_says_which_instrument_velocity_and_tempo_were_written(run_folder):
+    out, inputs = run_folder
+    played = "Violin (General MIDI program 41) at velocity 80, 72 bpm (the primer's tempo)"
+    pieces = [{**piece, "played": played} for piece in inputs["pieces"]]
+    text = open(report.write_report(out, **{**inputs, "pieces": pieces}), encoding="utf-8").read()
+    assert text.count('<p class="note">written for Violin (General MIDI program 41) at velocity 80, 72 bpm '
+                      "(the primer&#x27;s tempo)</p>") == 1
+    assert "written for" not in open(report.write_report(out, **inputs), encoding="utf-8").read()

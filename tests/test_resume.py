@@ -115,6 +115,7 @@ def test_the_printed_command_continues_the_run_to_the_end(interrupted):
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["epochs"] == EPOCHS  # the epochs before the interruption count
     assert not (tmp_path / "out" / "resume.json").exists() and not (tmp_path / "out" / "resume.keras").exists()
+    assert "kept the earlier run" not in finished.stdout and not (tmp_path / "out" / "earlier").exists()  # same run
 
 
 def test_resuming_with_a_changed_model_setting_is_refused(interrupted, tmp_path, capsys):
@@ -137,6 +138,7 @@ def test_a_fresh_run_over_an_interrupted_one_is_refused(interrupted, tmp_path, c
     assert "holds an interrupted run: continue it with --resume=True" in refused(
         capsys, [*interrupted[0], f"--output_dir={out}"])
     assert (out / "resume.keras").exists()
+    assert sorted(os.listdir(out)) == sorted(os.listdir(interrupted[1] / "snapshot"))  # nothing moved to earlier/
 
 
 def test_a_damaged_resume_checkpoint_is_refused(interrupted, tmp_path, capsys):
@@ -421,3 +423,57 @@ def test_a_resume_model_that_is_no_keras_file_is_refused_in_one_line(interrupted
     out = snapshot_copy(interrupted, tmp_path)
     (out / "resume.keras").write_bytes(b"\x1b[31m not a zip")
     refused_in_its_own_process(interrupted, matching_hash(out), f"{out / 'resume.keras'} is no Keras model file")
+
+
+# ------------------------------------------------------------------ a fresh run keeps the earlier one
+
+def earlier_run(folder, *names):
+    """Files of a finished run (each holding its own name) in folder → {name: bytes}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(name.encode())
+    return {name: name.encode() for name in names}
+
+
+RUN = ("settings.json", "metrics.json", "best.keras", "generated_1.mid", "generated_1.wav", "generated_1.png",
+       "generated_12.mid", "loss.png", "report.html")
+
+
+def test_a_fresh_run_moves_every_file_of_the_earlier_run_into_earlier_1(tmp_path, capsys):
+    written = earlier_run(tmp_path, *RUN)
+    assert resume.keep_earlier_run(str(tmp_path)) == str(tmp_path / "earlier" / "1")
+    assert capsys.readouterr().out == f"kept the earlier run in {tmp_path / 'earlier' / '1'}\n"
+    assert os.listdir(tmp_path) == ["earlier"]
+    assert {path.name: path.read_bytes() for path in (tmp_path / "earlier" / "1").iterdir()} == written
+
+
+def test_the_users_own_files_and_folders_stay_where_they_are(tmp_path):
+    mine = earlier_run(tmp_path, "notes.txt", "generated_x.mid", "my_best.keras", "settings.json.bak", "resume.json")
+    (tmp_path / "report.html").mkdir()  # a folder is never a run's file
+    earlier_run(tmp_path, "best.keras")
+    resume.keep_earlier_run(str(tmp_path))
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == mine
+    assert (tmp_path / "report.html").is_dir() and os.listdir(tmp_path / "earlier" / "1") == ["best.keras"]
+
+
+def test_each_earlier_run_gets_the_number_above_the_highest_kept(tmp_path):
+    for number in (1, 2):
+        earlier_run(tmp_path, "best.keras", f"generated_{number}.mid")
+        resume.keep_earlier_run(str(tmp_path))
+        assert sorted(os.listdir(tmp_path / "earlier" / str(number))) == ["best.keras", f"generated_{number}.mid"]
+    (tmp_path / "earlier" / "1").rename(tmp_path / "earlier" / "7")
+    earlier_run(tmp_path, "settings.json")
+    assert resume.keep_earlier_run(str(tmp_path)) == str(tmp_path / "earlier" / "8")  # after 7, never before it
+
+
+def test_an_output_dir_without_an_earlier_run_is_left_alone(tmp_path, capsys):
+    earlier_run(tmp_path, "notes.txt")
+    assert resume.keep_earlier_run(str(tmp_path)) is None
+    assert os.listdir(tmp_path) == ["notes.txt"] and capsys.readouterr().out == ""
+
+
+def test_a_file_where_the_earlier_folder_goes_is_refused_in_one_line_moving_nothing(tmp_path):
+    earlier_run(tmp_path, "earlier", "best.keras")
+    with pytest.raises(DataError, match=r"^cannot create folder for earlier runs .*earlier: a file is in the way$"):
+        resume.keep_earlier_run(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["best.keras", "earlier"]

@@ -10,7 +10,7 @@ import pytest
 import midi_io
 import songs
 import sources
-from conftest import AUDIO, bpm_of, corpus, labels, musicnet_entry, rising_line, write_csv_release
+from conftest import AUDIO, bpm_of, corpus, labels, musicnet_entry, rising_line, score_notes, write_csv_release
 from files import DataError
 
 # The data settings songs reads, at the driver's defaults; each test changes what it is about.
@@ -389,3 +389,62 @@ def test_empty_and_one_frame_recordings_are_skipped_with_a_note(tmp_path, capsys
 def test_generated_midi_uses_the_program_that_covers_most_training_frames():
     assert songs.most_played_program([1, 41, 41, 1], [500, 100, 100, 50]) == 1
     assert songs.most_played_program([1, 41, 41], [100, 80, 80]) == 41
+
+
+# ------------------------------------------------------------------ small and sloppy inputs
+
+@pytest.mark.parametrize("name, kind", [("bach.mid", "MIDI file"), ("Bach.MIDI", "MIDI file"), ("mine", "folder"),
+                                        ("mine/", "folder"), ("musicnet.npz", "MusicNet npz archive"),
+                                        ("notes.csv", "data file")])
+def test_a_missing_data_path_says_what_kind_of_source_was_looked_for(tmp_path, name, kind):
+    path = os.path.join(str(tmp_path), name)
+    with pytest.raises(DataError) as refusal:
+        songs.resolve_data_path(path)
+    assert str(refusal.value).startswith(f"{kind} {path} not found; pass --data_path=")
+    assert "MusicNet (see" not in str(refusal.value)
+
+
+def test_download_musicnet_is_said_only_when_the_default_and_the_sample_are_both_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(songs, "SAMPLE_PATH", str(tmp_path / "gone" / "sample.npz"))
+    with pytest.raises(DataError, match=r"^data/musicnet\.npz not found, nor the embedded sample gone/sample\.npz "
+                                        r"— download MusicNet \(see data/README\.md\) or pass --data_path=\.\.\.$"):
+        songs.resolve_data_path(songs.DEFAULT_DATA_PATH)
+
+
+def test_too_few_songs_are_split_into_stretches_of_each():
+    roll = np.zeros((100, 4), bool)
+    roll[::3, 1] = True
+    short = np.ones((5, 4), bool)  # 2 + 2 frames held out leave 1 to train on: too short
+    parts, split = songs.held_out_stretches(["a", "b"], {"a": roll, "b": short})
+    assert split == {"train": ["a"], "valid": ["a (frames 80-90)"], "test": ["a (frames 90-100)"]}
+    for part, (start, end) in {"train": (0, 80), "valid": (80, 90), "test": (90, 100)}.items():
+        assert len(parts[part]) == 1
+        np.testing.assert_array_equal(parts[part][0], roll[start:end])
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_one_or_two_midi_files_train_on_stretches_and_say_so(tmp_path, capsys, count):
+    for number in range(count):
+        notes = score_notes(*((48 + number + step % 12, step / 2, 0.5) for step in range(80)))  # 160 frames
+        midi_io.notes_to_midi(notes, tmp_path / f"piece{number}.mid")
+    data = tmp_path / "piece0.mid" if count == 1 else tmp_path
+    settings = {**DEFAULTS, "cache_dir": str(tmp_path / "cache"), "data_path": str(data)}
+    parts, split, program = songs.load_songs(sources.open_source(str(data)), settings)
+    assert [len(parts[part]) for part in ("train", "valid", "test")] == [count] * 3
+    assert split["train"] == [f"piece{number}" for number in range(count)]
+    assert split["test"] == [f"piece{number} (frames 144-160)" for number in range(count)]
+    assert program == 1
+    said = capsys.readouterr().out
+    assert (f"note: {count} usable recording(s) are too few to split into train, valid and test recordings: each is "
+            "validated on its 10% of frames before the last 10% and tested on those last ones\n") in said
+    assert f"songs: {count} train, {count} valid, {count} test" in said
+
+
+def test_a_split_file_leaving_a_part_empty_is_still_refused(tmp_path):
+    midi_io.notes_to_midi(score_notes(*((48 + step % 12, step / 2, 0.5) for step in range(80))), tmp_path / "piece.mid")
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["piece"], "valid": [], "test": []}))
+    settings = {**DEFAULTS, "cache_dir": str(tmp_path / "cache"), "split_path": str(split)}
+    with pytest.raises(DataError, match="need at least one usable song in each of train, valid and test"):
+        songs.load_songs(sources.open_source(str(tmp_path / "piece.mid")), settings)
