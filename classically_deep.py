@@ -177,7 +177,7 @@ def compose_only(settings):
     out = settings["output_dir"]
     if settings["primer_path"]:
         compose.read_primer(settings)
-        if settings["instrument"].strip().lower() == "data":
+        if settings["instrument"] == "data":
             raise DataError("instrument=data is the training data's instrument, and with model_path and primer_path "
                             "no data is read: name an instrument (piano, violin, 41...)")
     make_dir(out, "output folder")

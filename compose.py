@@ -46,7 +46,7 @@ def frames_per_beat_and_bpm(settings):
 def what_is_played(settings, data_program):
     """The 1-based General MIDI program the pieces are written for (data_program, the training data's most-played,
     when instrument = "data"), and one line naming it with the velocity and tempo → (program, line)."""
-    data = settings["instrument"].strip().lower() == "data"
+    data = settings["instrument"] == "data"
     program = data_program if data else program_number(settings["instrument"])
     bpm, source = written_tempo(settings)
     whose = ", the training data's most played" if data else ""

@@ -121,6 +121,8 @@ def resolve_settings(argv, defaults):
         settings[name] = parse_value(name, text, defaults[name])
     settings.update({name: os.path.expandvars(os.path.expanduser(settings[name]))
                      for name in PATH_SETTINGS if name in settings})
+    if settings["instrument"].strip().lower() == "data":  # written once as the code compares it: "data"
+        settings["instrument"] = "data"
     check_settings(settings)
     return settings
 
@@ -157,7 +159,7 @@ def check_settings(settings):
         raise SettingsError(f"bpm must be between 4 and 1000 (or 0: the primer's tempo, else 100), not {settings['bpm']}")
     if not 1 <= settings["velocity"] <= 127:
         raise SettingsError(f"velocity must be between 1 and 127, not {settings['velocity']}")
-    if settings["instrument"].strip().lower() != "data" and program_number(settings["instrument"]) is None:
+    if settings["instrument"] != "data" and program_number(settings["instrument"]) is None:
         raise SettingsError(f"instrument must be a General MIDI program name (such as piano, violin, strings or "
                             f"'acoustic grand piano'), a program number 1-128 or data, not {settings['instrument']!r}")
     for name in ("seed", "sample_seed"):
