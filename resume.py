@@ -151,7 +151,7 @@ def resume_state(settings, data_fingerprint):
     fault = progress_fault(state, settings["learning_rate"])
     if fault:
         raise DataError(f"cannot resume: {printable(marker)} is damaged: {fault}")
-    changed = [f"{name} (was {_shown(saved.get(name, 'unset'))}, now {_shown(value)})"
+    changed = [f"{name} (was {brief(saved.get(name, 'unset'))}, now {brief(value)})"
                for name, value in settings.items() if name not in RESUMABLE_CHANGES and saved.get(name) != value]
     if changed:
         raise DataError("cannot resume: settings that shape the data or the model differ from the interrupted "
@@ -183,17 +183,17 @@ def progress_fault(state, learning_rate):
     if not isinstance(state, dict):
         return f"it holds {_kind(state)}, not an object"
     if set(state) != set(RESUME_FIELDS):
-        return f"its fields are {_shown(sorted(state))}, not {', '.join(RESUME_FIELDS)}"
+        return f"its fields are {brief(sorted(state))}, not {', '.join(RESUME_FIELDS)}"
     for key, kinds in RESUME_FIELDS.items():
         if not _is(state[key], kinds):
             named = " or ".join(KIND_NAMES[kind] for kind in (kinds if isinstance(kinds, tuple) else (kinds,)))
-            return f"{key} is {_shown(state[key])}, not {named}"
+            return f"{key} is {brief(state[key])}, not {named}"
     if state["epoch"] < 0:
-        return f"epoch is {_shown(state['epoch'])}, not a count of epochs"
+        return f"epoch is {brief(state['epoch'])}, not a count of epochs"
     if not (_number(state["minutes"]) and 0 <= state["minutes"] < math.inf):
-        return f"minutes is {_shown(state['minutes'])}, not a time trained"
+        return f"minutes is {brief(state['minutes'])}, not a time trained"
     if not 0 <= state["learning_rate"] <= learning_rate * (1 + 1e-6):  # float32 rounding may raise it a little
-        return (f"learning_rate is {_shown(state['learning_rate'])}, not between 0 and the --learning_rate "
+        return (f"learning_rate is {brief(state['learning_rate'])}, not between 0 and the --learning_rate "
                 f"{learning_rate:g}")
     if not re.fullmatch("[0-9a-f]{64}", state["checkpoint_sha256"]):
         return "checkpoint_sha256 is not a SHA-256 in hex"
@@ -207,26 +207,26 @@ def history_fault(history, epoch):
         return f"history lacks {', '.join(missing)}"
     for key, values in history.items():
         if not isinstance(values, list):
-            return f"history[{_shown(key)}] is {_kind(values)}, not a list"
+            return f"history[{brief(key)}] is {_kind(values)}, not a list"
         if len(values) != epoch:
-            return f"history[{_shown(key)}] holds {len(values)} values for {_shown(epoch)} epochs"
+            return f"history[{brief(key)}] holds {len(values)} values for {brief(epoch)} epochs"
         if not all(map(_number, values)):  # NaN and infinities included: an epoch that diverged records them
-            return f"history[{_shown(key)}] holds something other than numbers"
+            return f"history[{brief(key)}] holds something other than numbers"
     return None
 
 
 def callbacks_fault(callbacks, epoch):
     """What is wrong with the saved callback states (as CALLBACK_STATES and STATE_VALUES say) → a phrase, or None."""
     if set(callbacks) != set(CALLBACK_STATES):
-        return f"callbacks are {_shown(sorted(callbacks))}, not {', '.join(CALLBACK_STATES)}"
+        return f"callbacks are {brief(sorted(callbacks))}, not {', '.join(CALLBACK_STATES)}"
     for name, fields in CALLBACK_STATES.items():
         state = callbacks[name]
         if not isinstance(state, dict) or set(state) != set(fields):
-            return f"callbacks[{name!r}] is {_shown(state)}, not an object of {', '.join(fields)}"
+            return f"callbacks[{name!r}] is {brief(state)}, not an object of {', '.join(fields)}"
         for field in fields:
             meaning, valid = STATE_VALUES[field]
             if not valid(state[field], epoch):
-                return f"callbacks[{name!r}][{field!r}] is {_shown(state[field])}, not {meaning}"
+                return f"callbacks[{name!r}][{field!r}] is {brief(state[field])}, not {meaning}"
     return None
 
 
@@ -261,16 +261,16 @@ def model_fault(saved, expected, settings):
     naming = ("module", "class_name", "registered_name")
     if [saved.get(key) for key in naming] != [expected[key] for key in naming]:
         name = saved.get("registered_name") or saved.get("class_name")
-        return f"a {_shown(name)}, not a {expected['registered_name']}"
+        return f"a {brief(name)}, not a {expected['registered_name']}"
     config, wanted = saved.get("config"), expected["config"]
     if not isinstance(config, dict) or set(config) != {"name", *wanted} or not isinstance(config["name"], str):
-        return f"its config holds {_shown(sorted(config) if isinstance(config, dict) else config)}"
-    differ = [f"{key} {_shown(config[key])}, not {_shown(value)}" for key, value in wanted.items()
+        return f"its config holds {brief(sorted(config) if isinstance(config, dict) else config)}"
+    differ = [f"{key} {brief(config[key])}, not {brief(value)}" for key, value in wanted.items()
               if type(config[key]) is not type(value) or config[key] != value]
     if differ:
         return ", ".join(differ)
     if not input_shape_fits(saved.get("build_config"), settings, wanted["num_keys"]):
-        return f"it was built for inputs {_shown(saved.get('build_config'))}"
+        return f"it was built for inputs {brief(saved.get('build_config'))}"
     return compile_fault(saved.get("compile_config"), expected["compile_config"])
 
 
@@ -294,7 +294,7 @@ def compile_fault(compiled, expected):
     if compiled in (None, {}):
         return "it was saved without its optimizer (an uncompiled model)"
     if not isinstance(compiled, dict) or set(compiled) != {*expected, "jit_compile"}:
-        return f"its compile_config holds {_shown(sorted(compiled) if isinstance(compiled, dict) else compiled)}"
+        return f"its compile_config holds {brief(sorted(compiled) if isinstance(compiled, dict) else compiled)}"
     differ = [key for key, value in expected.items()
               if _as_compared(compiled[key]) != _as_compared(value)]
     if compiled["jit_compile"] not in (True, False, "auto"):
@@ -325,7 +325,7 @@ def _kind(value):
     return KIND_NAMES[type(value)]
 
 
-def _shown(value, most=60):
+def brief(value, most=60):
     """repr(value), cut to most characters: one short line whatever a file holds (repr escapes control characters)."""
     text = repr(value)
     return text if len(text) <= most else text[:most - 3] + "..."

@@ -25,7 +25,7 @@ import zipfile
 
 from configurator import CHOICES, MAX_FRAMES_PER_BEAT, MAX_SIZES
 from files import DataError, check_readable_file, printable, read_json
-from resume import MAX_CONFIG_BYTES, MAX_SETTINGS_BYTES, input_shape_fits
+from resume import MAX_CONFIG_BYTES, MAX_SETTINGS_BYTES, brief, input_shape_fits
 from songs import ROLL_SETTINGS
 
 RUN_MODEL = "best.keras"  # the model file in a run's output folder
@@ -92,7 +92,7 @@ def _checked(archive):
     names = [info.filename for info in infos]
     unknown = [name for name in names if name not in MEMBERS]
     if unknown or len(set(names)) < len(names) or not {"config.json", "model.weights.h5"} <= set(names):
-        return None, f"it holds {_shown(unknown or names)}, where a model holds {', '.join(MEMBERS)}"
+        return None, f"it holds {brief(unknown or names)}, where a model holds {', '.join(MEMBERS)}"
     sizes = {info.filename: info for info in infos}
     for info in infos:
         if info.file_size > MAX_EXPANSION * info.compress_size + 2 ** 20:
@@ -116,36 +116,36 @@ def _checked(archive):
 def config_fault(saved):
     """What makes a .keras file's parsed config.json other than a MusicLSTM this program saves → a phrase, or None."""
     if not isinstance(saved, dict):
-        return f"its config.json holds {_shown(saved)}"
+        return f"its config.json holds {brief(saved)}"
     if [saved.get(key) for key in NAMING] != list(NAMING.values()):
         name = saved.get("registered_name") or saved.get("class_name")
-        return f"it holds a {_shown(name)}, not a {NAMING['registered_name']}"
+        return f"it holds a {brief(name)}, not a {NAMING['registered_name']}"
     if not set(saved) <= {*NAMING, "config", "build_config", "compile_config"}:
-        return f"its config.json holds {_shown(sorted(saved))}"
+        return f"its config.json holds {brief(sorted(saved))}"
     config = saved.get("config")
     if not isinstance(config, dict) or not set(FIELDS) - {"roll_settings"} <= set(config) <= set(FIELDS):
-        return f"its config holds {_shown(sorted(config) if isinstance(config, dict) else config)}"
+        return f"its config holds {brief(sorted(config) if isinstance(config, dict) else config)}"
     for field, (meaning, valid) in FIELDS.items():
         if field in config and not valid(config[field], config):
-            return f"its {field} is {_shown(config[field])}, not {meaning}"
+            return f"its {field} is {brief(config[field])}, not {meaning}"
     if not input_shape_fits(saved.get("build_config"), {**LARGEST_INPUTS, "pitch_profile": config["pitch_profile"]},
                             config["num_keys"]):
-        return f"it was built for inputs {_shown(saved.get('build_config'))}"
+        return f"it was built for inputs {brief(saved.get('build_config'))}"
     return None
 
 
 def roll_fault(roll, num_keys):
     """What makes a dict of roll settings other than those of a roll of num_keys keys → a phrase, or None."""
     if not isinstance(roll, dict) or set(roll) != set(ROLL_SETTINGS):
-        return f"roll settings {_shown(roll)}, not {', '.join(ROLL_SETTINGS)}"
+        return f"roll settings {brief(roll)}, not {', '.join(ROLL_SETTINGS)}"
     low, high, steps = roll["lowest_note"], roll["highest_note"], roll["steps_per_second"]
     if not (_whole(low) and _whole(high) and 0 <= low < high <= 127 and high - low + 1 == num_keys):
-        return f"keys MIDI {_shown(low)} to {_shown(high)} for a model of {num_keys} keys"
+        return f"keys MIDI {brief(low)} to {brief(high)} for a model of {num_keys} keys"
     if roll["time_base"] not in CHOICES["time_base"]:
-        return f"time_base {_shown(roll['time_base'])}"
+        return f"time_base {brief(roll['time_base'])}"
     if not (_count(roll["steps_per_beat"], MAX_FRAMES_PER_BEAT) and _number(steps)
             and 0 < steps <= MAX_FRAMES_PER_BEAT):
-        return f"frames per beat {_shown(roll['steps_per_beat'])} and per second {_shown(steps)}"
+        return f"frames per beat {brief(roll['steps_per_beat'])} and per second {brief(steps)}"
     return None
 
 
@@ -178,7 +178,7 @@ def restore_settings(saved, settings, defaults, what="model_path"):
     values = model_values(saved)
     ignored = {"steps_per_second" if values["time_base"] == "beats" else "steps_per_beat"}
     ignored |= {"head_size"} if values["head"] == "sigmoid" else set()
-    clashes = [f"{name}={_shown(settings[name])} (the model's: {_shown(value)})" for name, value in values.items()
+    clashes = [f"{name}={brief(settings[name])} (the model's: {brief(value)})" for name, value in values.items()
                if name not in ignored and settings[name] != defaults[name] and settings[name] != value]
     if clashes:
         raise DataError(f"{what} {printable(saved['path'])} was trained with other settings than "
@@ -243,8 +243,3 @@ def _number(value):
     """Whether a parsed JSON value is a finite int or float (true and false are not)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < float("inf")
 
-
-def _shown(value, most=60):
-    """repr(value), cut to most characters: one short line whatever a file holds."""
-    text = repr(value)
-    return text if len(text) <= most else text[:most - 3] + "..."
