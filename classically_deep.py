@@ -59,6 +59,8 @@ num_layers = 1                   # stacked LSTM layers
 head_size = 128                  # NADE hidden units (head = "nade")
 dropout = 0.3                    # dropout on LSTM outputs during training, 0 to <1
 pitch_profile = True             # the LSTM and the head also see each pitch class's share of the notes so far (holds the key)
+onsets = True                    # the model reads and writes which keys are struck, so a note can be repeated, not only held
+meter = True                     # the model reads where each frame lies in its bar (beat grid, where the data give bar lines)
 # training
 seq_len = 64                     # frames per training window
 batch_size = 16                  # windows per batch (small batches: more updates per CPU minute)
@@ -222,7 +224,7 @@ def run(settings):
                         "this one starts: pass another --output_dir")
     writes, resumed, parts, split, program = prepare_data(settings)
     if settings["epochs"] == 0:
-        print(f"epochs=0: preprocessing only, nothing trained. Rolls of {parts['train'][0].shape[1]} keys: "
+        print(f"epochs=0: preprocessing only, nothing trained. Rolls of {parts['train'][0].roll.shape[1]} keys: "
               + ", ".join(f"{len(parts[part])} {part} recordings ({sum(map(len, parts[part]))} frames)" for part in parts))
         return {}
     if settings["num_outputs"] and settings["generate_frames"]:
@@ -234,8 +236,8 @@ def run(settings):
         import keras
         from training import build_model, evaluate, load_resume_model, start_from, train
     keras.utils.set_random_seed(settings["seed"])
-    songs = [roll for part in parts.values() for roll in part]
-    num_keys, max_notes = songs[0].shape[1], max(most_keys_on(songs), 1)
+    rolls = [song.roll for part in parts.values() for song in part]
+    num_keys, max_notes = rolls[0].shape[1], max(most_keys_on(rolls), 1)
     if resumed:
         model = load_resume_model(settings, resumed, num_keys, max_notes)
         print(f"resuming the interrupted run at epoch {resumed['epoch'] + 1} "
@@ -258,8 +260,9 @@ def run(settings):
                "test_songs": split["test"], "history": history}
     metrics_path = os.path.join(out, "metrics.json")
     write_json(metrics_path, metrics)
-    print(f"test frame NLL {metrics['test_frame_nll']:.3f} nats "
-          f"(independent-Bernoulli baseline {metrics['test_frame_nll_baseline']:.3f}); {printable(metrics_path)}")
+    onsets = f"; onset NLL {metrics['test_onset_nll']:.3f} beside it" if "test_onset_nll" in metrics else ""
+    print(f"test frame NLL {metrics['test_frame_nll']:.3f} nats of the sounding keys "
+          f"(independent-Bernoulli baseline {metrics['test_frame_nll_baseline']:.3f}){onsets}; {printable(metrics_path)}")
     compose_and_report(model, parts, split, program, metrics, settings)
     wait_for_all()  # the other processes of a distributed run end with this one
     return metrics

@@ -1,30 +1,38 @@
-"""The one MIDI parser and writer: MIDI files ↔ notes, piano rolls and performances.
+"""The one MIDI parser and writer: MIDI files ↔ notes, songs (piano rolls with onsets and bars) and performances.
 
-A roll is `(frames, keys)` bool, key 0 = MIDI note `lowest_note`. Time is kept
-in frames: a file is written with `frames_per_beat` frames to a quarter note at
-`bpm`, so every frame boundary falls on a whole tick and a roll read back with
-the same frame rate is the roll that was written.
+A song is a `rolls.Song`: the keys sounding and the keys struck, `(frames, keys)`
+bool, key 0 = MIDI note `lowest_note`, and each frame's place in its bar. Time
+is kept in frames: a file is written with `frames_per_beat` frames to a quarter
+note at `bpm`, so every frame boundary falls on a whole tick, with a note_on at
+every onset (a re-struck key is a note_off and a note_on at one tick) and time
+signatures where the song's bars say. Read back at the same frame rate it gives
+the roll and onsets that were written; on the beat grid the bars too (a pickup
+comes back as a short first bar of its own time signature).
 
 Notes are `rolls.NOTE_DTYPE` arrays. `midi_to_notes` reads any type 0 or 1
-file into them (times through the file's tempo map, beats from its ticks);
-`notes_to_midi` writes them so that `midi_to_notes` gives them back. A
-performance is what a synthesizer plays from the same file: `midi_to_performance`
-gives every note, drums too, with its velocity, channel, bank, program, volume,
-expression and pan at its onset and held on through the sustain pedal
-(PERFORMANCE_DTYPE, seconds); listen.py renders it.
+file into them (times through the file's tempo map, beats from its ticks, bars
+from its time signatures: 4/4 from the start when it has none);
+`notes_to_midi` writes them so that `midi_to_notes` gives them back, all but
+their bars (it writes no time signatures). A performance is what a synthesizer
+plays from the same file: `midi_to_performance` gives every note, drums too,
+with its velocity, channel, bank, program, volume, expression and pan at its
+onset and held on through the sustain pedal (PERFORMANCE_DTYPE, seconds);
+listen.py renders it.
 
-    notes = midi_to_notes("bach.mid")                  # NOTE_DTYPE, sorted by start then note
-    roll = organize_song(notes, time_base="beats")     # the beat grid comes straight from the ticks
+    notes = midi_to_notes("bach.mid")                  # NOTE_DTYPE, sorted by start then note, with bar and beat
+    song = organize_song(notes, time_base="beats")     # the beat grid and the bars come straight from the ticks
+    roll_to_midi(song, "again.mid", lowest_note=21, frames_per_beat=4, bpm=100)
     played, seconds = midi_to_performance("bach.mid")  # PERFORMANCE_DTYPE, in onset order
 
 Files are read with a small parser of our own rather than mido's: it is about
 seven times faster (a folder of thousands of files is read one by one) and keeps
 only the notes, program changes, five controllers (bank, volume, pan,
-expression, sustain) and tempos, a few bytes per event, where mido keeps an
-object of about 240 bytes for every message; it never runs past the bytes it
-was given. It reads what mido reads (tests/test_midi_io.py checks it against
-mido), but refuses a data byte over 127 rather than clipping it (a damaged
-file), a tempo of 0, type 2 files (no shared timeline) and SMPTE time; it skips
+expression, sustain), tempos and time signatures, a few bytes per event, where
+mido keeps an object of about 240 bytes for every message; it never runs past
+the bytes it was given. It reads what mido reads (tests/test_midi_io.py checks
+it against mido), but refuses a data byte over 127 rather than clipping it (a
+damaged file), a tempo of 0, type 2 files (no shared timeline) and SMPTE time,
+and ignores a time signature that is not one (a numerator of 0...); it skips
 non-MTrk chunks as the standard asks. Files are written with mido.
 """
 import re
@@ -36,13 +44,15 @@ import mido
 import numpy as np
 
 from files import DataError, atomic_write, check_readable_file, printable
-from rolls import MAX_FRAMES, NOTE_DTYPE, SAMPLE_RATE, BadRecording, beat_positions, check_notes, roll_from_spans, roll_to_notes
+from rolls import (MAX_FRAMES, NOTE_DTYPE, SAMPLE_RATE, BadRecording, as_song, beat_positions, check_notes, roll_from_spans,
+                   roll_to_notes)
 
 TICKS_PER_FRAME = 120  # MIDI ticks per roll frame
 MAX_MIDI_BYTES = 16_000_000  # default cap on a MIDI file's size: real ones are kilobytes; reading one takes up to ~35x its size in memory
 DRUM_CHANNEL = 9  # General MIDI percussion: channel 10, counted from 1
 DEFAULT_TEMPO = 500000  # microseconds per quarter note until a file sets one (120 bpm)
 MAX_DELTA = 0x0FFFFFFF  # the largest gap between events a MIDI variable-length number holds (4 bytes)
+MAX_DENOMINATOR_POWER = 6  # time signatures up to n/64 are read; a larger denominator is taken for damage and ignored
 
 
 # ------------------------------------------------------------------ General MIDI programs
@@ -94,39 +104,79 @@ def program_number(name):
 
 # ------------------------------------------------------------------ rolls → MIDI
 
-def roll_to_midi(roll, path, *, lowest_note, frames_per_beat, bpm, program=1, velocity=80, marker_frame=None,
-                 marker_text="model continues"):
-    """Write a roll as a one-track MIDI file (atomically); program is 1-based as in MusicNet.
+def _pickup_signature(ticks, denominator, ticks_per_beat):
+    """What is left of a bar, in ticks → (numerator, denominator) counting it whole in the bar's denominator or
+    the first finer one up to 2**MAX_DENOMINATOR_POWER that does; None if none does (e.g. a third of a beat)."""
+    for den in (1 << power for power in range(MAX_DENOMINATOR_POWER + 1)):
+        if den >= denominator and ticks * den % (4 * ticks_per_beat) == 0 and ticks * den // (4 * ticks_per_beat) <= 255:
+            return ticks * den // (4 * ticks_per_beat), den
+    return None
 
+
+def _signature_frames(meter, ticks_per_beat):
+    """A Song's (frames, 4) meter → [(frame, numerator, denominator)]: the time signatures that give its bars back.
+
+    At the first frame of known meter; if that frame is inside a bar (a pickup),
+    first one for the rest of the bar when _pickup_signature finds one, then the
+    bar's own at its end. Then one at each bar line where the signature changes
+    or the bar before was not its signature's length (a MIDI time signature
+    starts a new bar at its tick). Frames of unknown meter, or a signature MIDI
+    cannot hold, get none.
+    """
+    position, length, numerator, denominator = np.asarray(meter, np.int64).T
+    known = (position >= 0) & (length > 0) & (numerator >= 1) & (numerator <= 255) & \
+        np.isin(denominator, 1 << np.arange(MAX_DENOMINATOR_POWER + 1))
+    if not known.any():
+        return []
+    first = int(np.argmax(known))
+    pickup = position[first] > 0 and _pickup_signature(
+        int(length[first] - position[first]) * TICKS_PER_FRAME, int(denominator[first]), ticks_per_beat)
+    signatures = [(first, *pickup)] if pickup else []
+    for frame in np.flatnonzero(known & (position == 0)).tolist():
+        signature = int(numerator[frame]), int(denominator[frame])
+        if signatures:
+            _, bar_numerator, bar_denominator = signatures[-1]
+            bar_ticks = int(length[frame - 1]) * TICKS_PER_FRAME * bar_denominator if known[frame - 1] else -1
+            if signature == signatures[-1][1:] and bar_ticks == 4 * bar_numerator * ticks_per_beat:
+                continue
+        signatures.append((frame, *signature))
+    return signatures
+
+
+def roll_to_midi(song, path, *, lowest_note, frames_per_beat, bpm, program=1, velocity=80, marker_frame=None,
+                 marker_text="model continues"):
+    """Write a Song (or a bare roll, see rolls.as_song) as a one-track MIDI file (atomically); program is 1-based
+    as in MusicNet.
+
+    A note_on at every onset: a re-struck key is a note_off and a note_on at
+    one tick. The song's bars as time signatures (see _signature_frames).
     With marker_frame (0..frames) a marker meta message holding marker_text is
     written at that frame, e.g. where a primer ends and the model takes over.
+    At one tick: time signature, note_offs, marker, note_ons.
     Returns the number of notes written.
     """
-    if marker_frame is not None and not (isinstance(marker_frame, (int, np.integer)) and 0 <= marker_frame <= len(roll)):
-        raise DataError(f"marker_frame must be a whole frame from 0 to {len(roll)}, not {marker_frame!r}")
+    song = as_song(song)
+    if marker_frame is not None and not (isinstance(marker_frame, (int, np.integer)) and 0 <= marker_frame <= len(song)):
+        raise DataError(f"marker_frame must be a whole frame from 0 to {len(song)}, not {marker_frame!r}")
     try:
         marker_text.encode("latin1")
     except UnicodeEncodeError:
         raise DataError(f"marker text {marker_text!r} has characters a MIDI file cannot hold (Latin-1 only)") from None
-    keys, starts, ends = roll_to_notes(roll)
-    marker = [(int(marker_frame), 1, 0)] if marker_frame is not None else []
-    events = sorted([(start, 2, key) for key, start in zip(keys, starts)] +
-                    [(end, 0, key) for key, end in zip(keys, ends)] + marker)  # offs, then the marker, then ons
-    track = mido.MidiTrack([
-        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0),
-        mido.Message("program_change", program=program - 1, channel=0, time=0),
-    ])
-    previous = 0
-    for frame, kind, key in events:
-        time = (int(frame) - previous) * TICKS_PER_FRAME
-        if kind == 1:
-            track.append(mido.MetaMessage("marker", text=marker_text, time=time))
-        else:
-            track.append(mido.Message("note_on" if kind else "note_off", note=int(key) + lowest_note,
-                                      velocity=velocity if kind else 0, time=time))
-        previous = int(frame)
-    track.append(mido.MetaMessage("end_of_track", time=(len(roll) - previous) * TICKS_PER_FRAME))
-    midi = mido.MidiFile(ticks_per_beat=int(round(frames_per_beat * TICKS_PER_FRAME)), tracks=[track])
+    ticks_per_beat = int(round(frames_per_beat * TICKS_PER_FRAME))
+    keys, starts, ends = roll_to_notes(song)
+    timed = [(frame, -1, mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator))
+             for frame, numerator, denominator in _signature_frames(song.meter, ticks_per_beat)]
+    timed += [(int(start), 2, mido.Message("note_on", note=int(key) + lowest_note, velocity=velocity))
+              for key, start in zip(keys, starts)]
+    timed += [(int(end), 0, mido.Message("note_off", note=int(key) + lowest_note, velocity=0)) for key, end in zip(keys, ends)]
+    if marker_frame is not None:
+        timed.append((int(marker_frame), 1, mido.MetaMessage("marker", text=marker_text)))
+    track = _track([(0, -3, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))),
+                    (0, -2, mido.Message("program_change", program=program - 1, channel=0))] +
+                   [(frame * TICKS_PER_FRAME, order, message) for frame, order, message in timed])
+    previous = sum(message.time for message in track)
+    track.append(mido.MetaMessage("end_of_track", time=len(song) * TICKS_PER_FRAME - previous))
+    midi = mido.MidiFile(ticks_per_beat=ticks_per_beat, tracks=[track])
     with atomic_write(path) as file:
         midi.save(file=file)
     return len(keys)
@@ -172,14 +222,19 @@ def _varint(data, pos):
 
 
 def _read_track(track):
-    """One MTrk chunk's bytes → (event ticks, packed events, tempo ticks, tempos in µs/quarter, step ticks, last tick).
+    """One MTrk chunk's bytes → (event ticks, packed events, tempo ticks, tempos in µs/quarter, step ticks,
+    time signature ticks, time signatures packed numerator << 8 | log2 denominator, last tick).
 
     Keeps note on/off, program changes, the controllers BANK to SUSTAIN (every
-    channel) and set_tempo; skips the rest by its length. A note_on of velocity
-    0 is a note_off. Step ticks: each tick holding an event but end_of_track, once.
+    channel), set_tempo and time_signature; skips the rest by its length. A
+    note_on of velocity 0 is a note_off. A time_signature that is not one (no
+    numerator, a denominator over 2**MAX_DENOMINATOR_POWER, fewer than 2 data
+    bytes) is ignored: the bars it would start say less than the notes do.
+    Step ticks: each tick holding an event but end_of_track, once.
     Running status carries over meta events (as mido reads them), not sysex.
     """
     ticks, events, tempo_ticks, tempos, steps = array("q"), array("I"), array("q"), array("q"), array("q")
+    meter_ticks, meters = array("q"), array("q")
     add_tick, add_event, add_step = ticks.append, events.append, steps.append
     tick, status, pos, size, stepped = 0, None, 0, len(track), -1
     while pos < size:
@@ -221,6 +276,9 @@ def _read_track(track):
                     raise _Unreadable("a set_tempo event that is not a tempo of 1 or more microseconds per quarter")
                 tempo_ticks.append(tick)
                 tempos.append(tempo)
+            elif meta == 0x58 and length >= 2 and track[pos] and track[pos + 1] <= MAX_DENOMINATOR_POWER:
+                meter_ticks.append(tick)
+                meters.append(track[pos] << 8 | track[pos + 1])
             pos += length
         elif byte in (0xF0, 0xF7):
             length, pos = _varint(track, pos)
@@ -231,7 +289,7 @@ def _read_track(track):
             raise _Unreadable(f"an undefined status byte {byte:#04x}")
     if pos > size:
         raise _Unreadable("an event that runs past the end of its track")
-    return ticks, events, tempo_ticks, tempos, steps, tick
+    return ticks, events, tempo_ticks, tempos, steps, meter_ticks, meters, tick
 
 
 def _read_chunks(data):
@@ -270,7 +328,8 @@ def _read_chunks(data):
 
 
 def _joined(tracks, field, dtype):
-    """One field (0 ticks, 1 events, 2 tempo ticks, 3 tempos, 4 steps) of every _read_track result → one numpy array."""
+    """One field (0 ticks, 1 events, 2 tempo ticks, 3 tempos, 4 steps, 5 time signature ticks, 6 time signatures)
+    of every _read_track result → one numpy array."""
     return np.concatenate([np.frombuffer(track[field], dtype) for track in tracks] + [np.zeros(0, dtype)])
 
 
@@ -337,6 +396,28 @@ def _tempo_map(tracks):
     return np.concatenate([[0], tempo_ticks[order]]), np.concatenate([[DEFAULT_TEMPO], tempos[order]])
 
 
+def _meter_map(tracks):
+    """The time_signature events of all tracks → (ticks where a bar starts a signature, 0 first; numerators;
+    denominators): 4/4 from tick 0 unless the file says otherwise; at one tick the last set (earlier tracks first) wins."""
+    meter_ticks, meters = _joined(tracks, 5, np.int64), _joined(tracks, 6, np.int64)
+    order = np.argsort(meter_ticks, kind="stable")
+    ticks, meters = np.concatenate([[0], meter_ticks[order]]), np.concatenate([[4 << 8 | 2], meters[order]])
+    last = np.append(ticks[1:] != ticks[:-1], True)
+    return ticks[last], meters[last] >> 8, 1 << (meters[last] & 0xFF)
+
+
+def _bars_at(ticks, meter_map, ticks_per_beat):
+    """Ticks → (bar number from 0, place in the bar as a fraction in [0, 1), numerator, denominator) through the
+    meter map: each time signature starts a new bar at its tick (a bar it cuts short still counts). Exact: whole ticks."""
+    changes, numerators, denominators = meter_map
+    bar_length = 4 * numerators * ticks_per_beat  # a bar in ticks × its denominator: whole numbers
+    bars_before = np.concatenate([[0], np.cumsum(-(-np.diff(changes) * denominators[:-1] // bar_length[:-1]))])
+    which = np.searchsorted(changes, ticks, side="right") - 1
+    scaled = (ticks - changes[which]) * denominators[which]
+    bars, inside = np.divmod(scaled, bar_length[which])
+    return bars_before[which] + bars, inside / bar_length[which], numerators[which], denominators[which]
+
+
 def _samples_at(ticks, tempo_map, ticks_per_beat):
     """Ticks → samples at SAMPLE_RATE through the tempo map (the last tempo set at or before each tick; 120 bpm before any)."""
     changes, tempo = (values.astype(float) for values in tempo_map)
@@ -400,7 +481,8 @@ def _read_midi(path, max_bytes):
     notes["end"] = _samples_at(ends, tempo_map, ticks_per_beat)
     notes["instrument"] = (settings[keep] >> _SETTING_SHIFTS["program"] & 0x7F) + 1
     notes["note"] = keys[keep] & 0x7F
-    notes["measure"] = notes["beat"] = np.nan
+    notes["measure"], notes["beat"], notes["numerator"], notes["denominator"] = _bars_at(
+        starts, _meter_map(tracks), ticks_per_beat)
     notes["start_beat"] = starts / ticks_per_beat
     notes["beats"] = notes["quarters"] = (ends - starts) / ticks_per_beat
     try:
@@ -417,9 +499,13 @@ def midi_to_notes(path, max_bytes=MAX_MIDI_BYTES):
     start/end are samples at SAMPLE_RATE through the file's tempo map (set_tempo
     in any track); start_beat/beats (and quarters) are quarter notes from the
     ticks; instrument is the 1-based program on the note's channel at its onset;
-    measure/beat are NaN. note_offs pair first in, first out (the sustain pedal
-    is not heard here); notes still sounding end at the file's last event;
-    zero-length notes are dropped.
+    measure (bar number from 0), beat (place in the bar, a fraction in [0, 1))
+    and numerator/denominator (the bar's time signature) come from the file's
+    time signatures in any track: 4/4 from tick 0 when it has none, each one
+    starting a new bar at its tick, the last of several at one tick holding,
+    a malformed one ignored (see _read_track). note_offs pair first in, first
+    out (the sustain pedal is not heard here); notes still sounding end at the
+    file's last event; zero-length notes are dropped.
     Raises DataError naming the file for one that is missing, not a regular
     file, empty, over max_bytes, damaged or truncated, of type 2, or in SMPTE time.
     """
@@ -435,7 +521,8 @@ def first_tempo(path, max_bytes=MAX_MIDI_BYTES):
 
 def midi_to_roll(path, *, lowest_note, highest_note, frames_per_second, max_frames=MAX_FRAMES,
                  max_bytes=MAX_MIDI_BYTES):
-    """Read a MIDI file (all tracks but drums, tempo changes honoured) → (frames, keys) bool roll to its last event.
+    """Read a MIDI file (all tracks but drums, tempo changes honoured) → rolls.Song to its last event, on the
+    seconds grid: roll and onsets (frames, keys) bool, each note struck in its first frame; meter unknown.
 
     Raises DataError for a file that cannot be read (see midi_to_notes), BadRecording for one longer than max_frames frames.
     """
@@ -535,6 +622,9 @@ def notes_to_midi(notes, path, *, bpm=120.0, ticks_per_beat=480, velocity=80):
     each on its own channels, never channel 10 (drums); a program gets a second
     channel where a note would lie inside another of its pitch, so first-in-first-out
     reading gives back these notes. Notes shorter than a tick are not written.
+    Writes no time signatures: the notes' bars (measure, beat, numerator,
+    denominator) do not say where bars without notes fall, so they are left out
+    and a reader sees 4/4.
     Raises DataError (BadRecording for unusable notes) for what cannot be written.
     """
     check_notes(notes)

@@ -1,11 +1,13 @@
 """The Keras model: a stacked LSTM over piano-roll frames with a note head, its loss, and sampling.
 
 Pure: builds layers, computes losses and samples. Reads no files, prints
-nothing, knows no globals. Rolls are `(batch, frames, keys)` float 0/1.
+nothing, knows no globals. The model reads frames as `rolls.model_frames`
+makes them: `(batch, frames, channels)` float, per frame the keys sounding,
+then (onsets) the keys struck, then (meter) where the frame lies in its bar.
 
-    model = MusicLSTM(num_keys=88, units=128, layers=1, head="nade", head_units=64)
-    logits = model(rolls)      # (batch, frames - 1, keys): frame t+1 given frames ..t
-    nats = frame_nll(rolls[:, 1:], logits)   # (batch, frames - 1)
+    model = MusicLSTM(num_keys=88, units=128, layers=1, head="nade", head_units=64, onsets=True, meter=True)
+    logits = model(frames)     # (batch, frames - 1, 2 * keys): frame t+1 given frames ..t (and t+1's meter)
+    nats = frame_nll(frames[:, 1:, :88], logits[..., :88])   # (batch, frames - 1): the sounding keys' NLL
 
 The head sees a context: the top LSTM output beside the current frame (and,
 with pitch_profile, each pitch class's share of the notes heard so far).
@@ -17,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from rolls import most_keys_on, pitch_class_fold
+from rolls import METER_FEATURES, frame_width, most_keys_on, pitch_class_fold
 
 serializable = keras.saving.register_keras_serializable(package="classically_deep")
 
@@ -27,6 +29,35 @@ def frame_nll(targets, logits):
     """(batch, frames, keys) 0/1 targets and logits → (batch, frames) NLL in nats, summed over keys."""
     targets = ops.cast(targets, logits.dtype)
     return ops.sum(ops.binary_crossentropy(targets, logits, from_logits=True), axis=-1)
+
+
+@serializable
+def onset_nll(targets, logits):
+    """(batch, frames, keys) onset targets (1 struck again, 0 held on, -1 decided by the sounding keys) and logits
+    → (batch, frames) NLL in nats of the keys held over from the frame before, summed over keys."""
+    targets = ops.cast(targets, logits.dtype)
+    decided = ops.cast(ops.greater_equal(targets, 0.0), logits.dtype)
+    return ops.sum(ops.binary_crossentropy(ops.maximum(targets, 0.0), logits, from_logits=True) * decided, axis=-1)
+
+
+@serializable
+def song_nll(targets, logits):
+    """(batch, frames, 2 * keys) targets and logits, the sounding keys then the onsets (see song_targets) → (batch,
+    frames) NLL in nats: frame_nll of the sounding keys plus onset_nll of the keys held over."""
+    keys = logits.shape[-1] // 2
+    return frame_nll(targets[..., :keys], logits[..., :keys]) + onset_nll(targets[..., keys:], logits[..., keys:])
+
+
+def song_targets(frames, num_keys, onsets):
+    """(..., frames, channels) model frames (numpy) → (..., frames - 1, keys, or 2 * keys with onsets) float32 targets:
+    the keys sounding in each next frame, then 1 where a key sounding in the frame before is struck again, 0 where it
+    is held on, -1 where the sounding keys decide (a key that starts to sound is struck, a silent one is not)."""
+    sounding = frames[..., 1:, :num_keys]
+    if not onsets:
+        return sounding.astype(np.float32)
+    held_over = (frames[..., :-1, :num_keys] > 0.5) & (sounding > 0.5)
+    again = np.where(held_over, frames[..., 1:, num_keys:2 * num_keys], -1.0)
+    return np.concatenate([sounding, again], axis=-1).astype(np.float32)
 
 
 def draw_keys(logits, uniform, temperature, floor):
@@ -119,24 +150,55 @@ HEADS = {"sigmoid": SigmoidHead, "nade": NadeHead}
 
 
 @serializable
-class MusicLSTM(keras.Model):
-    """Stacked LSTM over frames + note head: (batch, frames, keys) rolls → (batch, frames - 1, keys) logits.
+class OnsetHead(keras.layers.Layer):
+    """Whether a key sounding in the frame before and again now is struck again: a Bernoulli per key given the
+    context and the keys sounding now (a key that starts to sound is always struck, a silent one never)."""
 
+    def __init__(self, num_keys, **kwargs):
+        super().__init__(**kwargs)
+        self.num_keys = num_keys
+        self.logits = keras.layers.Dense(num_keys)
+        self.sounding = keras.layers.Dense(num_keys, use_bias=False)
+
+    def call(self, context, sounding):
+        """(batch, frames, width) context, (batch, frames, keys) keys sounding → (batch, frames, keys) onset logits."""
+        return self.logits(context) + self.sounding(ops.cast(sounding, context.dtype))
+
+    def sample(self, context, sounding, previous, uniform, temperature):
+        """(batch, width) context, (batch, keys) keys sounding now and in the frame before, uniform draws → (batch,
+        keys) float 0/1 keys struck."""
+        again = draw_keys(self.call(context, sounding), uniform, temperature, 0.0)
+        return sounding * (1.0 - previous) + sounding * previous * again
+
+    def get_config(self):
+        return {**super().get_config(), "num_keys": self.num_keys}
+
+
+@serializable
+class MusicLSTM(keras.Model):
+    """Stacked LSTM over frames + note heads: (batch, frames, channels) model frames → (batch, frames - 1, keys)
+    logits of the keys sounding, then with onsets as many logits of the keys struck again.
+
+    onsets: the frames carry the keys struck and an OnsetHead predicts them; meter: the frames carry their meter
+    features, and the model reads each frame with the meter of the frame it predicts (the meter is given, not drawn).
     roll_settings: the piano-roll settings the model was trained on (a dict of plain values), stored in its
     config and nothing else, so that a saved model describes the rolls it reads and writes."""
 
     def __init__(self, num_keys=88, units=256, layers=2, dropout=0.0, head="nade", head_units=128, max_notes=None,
-                 pitch_profile=False, roll_settings=None, **kwargs):
+                 pitch_profile=False, onsets=False, meter=False, roll_settings=None, **kwargs):
         super().__init__(**kwargs)
         self.config = {"num_keys": num_keys, "units": units, "layers": layers, "dropout": dropout,
-                       "head": head, "head_units": head_units, "max_notes": max_notes, "pitch_profile": pitch_profile}
+                       "head": head, "head_units": head_units, "max_notes": max_notes, "pitch_profile": pitch_profile,
+                       "onsets": onsets, "meter": meter}
         if roll_settings is not None:  # kept, unused here, so that a saved model says what its rolls were
             self.config["roll_settings"] = roll_settings
+        self.width = frame_width(num_keys, onsets, meter)
         self.fold = pitch_class_fold(num_keys) if pitch_profile else None
         self.lstms = [keras.layers.LSTM(units, return_sequences=True, return_state=True) for _ in range(layers)]
         self.dropout = keras.layers.Dropout(dropout)
         head_options = {"units": head_units, "max_notes": max_notes} if head == "nade" else {}
         self.head = HEADS[head](num_keys, **head_options)
+        self.onset_head = OnsetHead(num_keys) if onsets else None
 
     def zero_states(self, batch):
         """Initial recurrent state: [[h, c] per layer], each (batch, units) zeros, then with pitch_profile
@@ -152,12 +214,14 @@ class MusicLSTM(keras.Model):
         share of the notes heard up to and including it. Without: unchanged, []."""
         if self.fold is None:
             return frames, []
-        heard = states[-1][:, None, :] + ops.cumsum(ops.matmul(frames, self.fold), axis=1)
+        sounding = frames[..., :self.config["num_keys"]]
+        heard = states[-1][:, None, :] + ops.cumsum(ops.matmul(sounding, self.fold), axis=1)
         share = heard / ops.maximum(ops.sum(heard, axis=-1, keepdims=True), 1.0)
         return ops.concatenate([frames, share], axis=-1), [heard[:, -1]]
 
     def encode(self, frames, states, training=False):
-        """(batch, frames, keys) input frames → ((batch, frames, units + keys [+ 12]) context after each frame, new states).
+        """(batch, frames, channels) input frames → ((batch, frames, units + channels [+ 12]) context after each frame,
+        new states).
 
         The context is the top LSTM output beside the frame itself, so the
         head sees directly which keys are sounding now (held notes are most
@@ -174,18 +238,36 @@ class MusicLSTM(keras.Model):
             new_states.append([h, c])
         return ops.concatenate([outputs, inputs], axis=-1), new_states + profile_state
 
+    def read_ahead(self, frames):
+        """(batch, frames, channels) model frames → (batch, frames - 1, channels): each frame but the last, with meter
+        carrying the meter features of the frame after it (the frame it predicts)."""
+        if not self.config["meter"]:
+            return frames[:, :-1]
+        cut = self.width - METER_FEATURES
+        return ops.concatenate([frames[:, :-1, :cut], frames[:, 1:, cut:]], axis=-1)
+
+    def predict_frames(self, context, frames):
+        """(batch, frames - 1, width) contexts and the (batch, frames, channels) frames they came from → logits of the
+        keys sounding in each next frame (and of the keys struck again, with onsets)."""
+        sounding = frames[:, 1:, :self.config["num_keys"]]
+        logits = self.head(context, sounding)
+        if self.onset_head is None:
+            return logits
+        return ops.concatenate([logits, self.onset_head(context, sounding)], axis=-1)
+
     def call(self, inputs, training=False):
-        """(batch, frames, keys) rolls, or (rolls, (batch, 12) notes per pitch class heard before them: a
-        window's past, for pitch_profile) → (batch, frames - 1, keys) logits."""
-        rolls, heard = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
-        states = self.zero_states(ops.shape(rolls)[0])
+        """(batch, frames, channels) model frames, or (frames, (batch, 12) notes per pitch class heard before them: a
+        window's past, for pitch_profile) → (batch, frames - 1, keys or 2 * keys) logits (see predict_frames)."""
+        frames, heard = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
+        states = self.zero_states(ops.shape(frames)[0])
         if heard is not None and self.fold is not None:
             states[-1] = ops.cast(heard, "float32")
-        context, _ = self.encode(rolls[:, :-1], states, training)
-        return self.head(context, rolls[:, 1:])
+        frames = ops.cast(frames, "float32")
+        context, _ = self.encode(self.read_ahead(frames), states, training)
+        return self.predict_frames(context, frames)
 
     def step(self, frame, states):
-        """One (batch, keys) frame → ((batch, units + keys [+ 12]) context after it, new states); inference only."""
+        """One (batch, channels) frame → ((batch, units + channels [+ 12]) context after it, new states); inference only."""
         inputs, profile_state = self.with_profile(frame[:, None, :], states)
         outputs, new_states = inputs[:, 0], []
         for lstm, state in zip(self.lstms, states):
@@ -235,7 +317,7 @@ def round_up(count, step):
 
 
 class SongScorer:
-    """Frame NLL of whole songs, each run from its start with full context.
+    """NLL of whole songs, each run from its start with full context: the sounding keys', and the onsets'.
 
     Songs of similar length are scored together, in chunks of frames that
     carry the LSTM state, so memory stays bounded however long a song is.
@@ -249,34 +331,43 @@ class SongScorer:
         self.score_chunk = compile_for_backend(model, self._score_chunk)
 
     def _score_chunk(self, frames, targets, mask, states):
-        context, states = self.model.encode(frames, states)
-        return ops.sum(frame_nll(targets, self.model.head(context, targets)) * mask), states
+        keys = self.model.config["num_keys"]
+        context, states = self.model.encode(self.model.read_ahead(frames), states)
+        logits = self.model.predict_frames(context, frames)
+        sounding = ops.sum(frame_nll(targets[..., :keys], logits[..., :keys]) * mask)
+        if self.model.onset_head is None:
+            return sounding, ops.zeros(()), states
+        return sounding, ops.sum(onset_nll(targets[..., keys:], logits[..., keys:]) * mask), states
 
-    def total_nll(self, rolls):
-        """List of (frames, keys) bool rolls → (total NLL in nats over frames 1.. of each, number of those frames)."""
+    def total_nll(self, songs):
+        """List of (frames, channels) model frames (rolls.model_frames) → (total NLL in nats of the sounding keys
+        over frames 1.. of each, total NLL of the onsets (0 without onsets), number of those frames)."""
+        keys = self.model.config["num_keys"]
         limit = getattr(self.model.head, "max_notes", None)
-        if limit is not None and most_keys_on(rolls) > limit:
+        if limit is not None and most_keys_on([song[:, :keys] > 0.5 for song in songs]) > limit:
             raise ValueError(f"a song has a frame with more than the {limit} keys on that this model scores")
-        order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))
-        total = 0.0
+        order = sorted(range(len(songs)), key=lambda i: len(songs[i]))
+        sounding = struck = 0.0
         for first in range(0, len(order), self.songs_per_batch):
-            group = [rolls[i] for i in order[first:first + self.songs_per_batch]]
-            steps = max(len(roll) for roll in group) - 1  # predicted frames of the longest song
+            group = [songs[i] for i in order[first:first + self.songs_per_batch]]
+            steps = max(len(song) for song in group) - 1  # predicted frames of the longest song
             if steps < 1:
                 continue
             width = round_up(steps, self.pad_frames) if steps < self.chunk_frames else round_up(steps, self.chunk_frames)
             frames = np.zeros((self.songs_per_batch, width + 1, group[0].shape[1]), np.float32)
             mask = np.zeros((self.songs_per_batch, width), np.float32)
-            for row, roll in enumerate(group):
-                frames[row, :len(roll)] = roll
-                mask[row, :len(roll) - 1] = 1.0
+            for row, song in enumerate(group):
+                frames[row, :len(song)] = song
+                mask[row, :len(song) - 1] = 1.0
+            targets = song_targets(frames, keys, self.model.onset_head is not None)
             states = self.model.zero_states(self.songs_per_batch)
             for start in range(0, width, self.chunk_frames):
                 stop = min(start + self.chunk_frames, width)
-                nats, states = self.score_chunk(frames[:, start:stop], frames[:, start + 1:stop + 1],
-                                                mask[:, start:stop], states)
-                total += float(ops.convert_to_numpy(nats))
-        return total, sum(max(len(roll) - 1, 0) for roll in rolls)
+                nats, onset_nats, states = self.score_chunk(frames[:, start:stop + 1], targets[:, start:stop],
+                                                            mask[:, start:stop], states)
+                sounding += float(ops.convert_to_numpy(nats))
+                struck += float(ops.convert_to_numpy(onset_nats))
+        return sounding, struck, sum(max(len(song) - 1, 0) for song in songs)
 
 
 class Sampler:
@@ -295,16 +386,36 @@ class Sampler:
         context, states = self.model.encode(primer, self.model.zero_states(ops.shape(primer)[0]))
         return context[:, -1], states
 
-    def _draw(self, context, states, uniform):
-        frame = self.model.head.sample(context, uniform, self.temperature, self.floor)
+    def _draw(self, context, states, previous, uniform, meter):
+        sounding = self.model.head.sample(context, uniform[0], self.temperature, self.floor)
+        parts = [sounding]
+        if self.model.onset_head is not None:
+            parts.append(self.model.onset_head.sample(context, sounding, previous, uniform[1], self.temperature))
+        if self.model.config["meter"]:
+            parts.append(meter)
+        frame = ops.concatenate(parts, axis=-1)
         context, states = self.model.step(frame, states)
         return frame, context, states
 
-    def frames(self, primer, num_frames):
-        """Yield num_frames sampled (batch, keys) bool frames continuing a (batch, frames, keys) primer."""
+    def frames(self, primer, num_frames, meter=None):
+        """Yield num_frames sampled (batch, keys or 2 * keys) bool frames (the keys sounding, then with onsets the
+        keys struck) continuing (batch, frames, channels) primer model frames; meter: with a meter model, the
+        (batch, num_frames, METER_FEATURES) meter features of the frames to draw."""
         primer = np.asarray(primer, np.float32)
+        keys = self.model.config["num_keys"]
+        batch, drawn = len(primer), keys * (2 if self.model.onset_head is not None else 1)
+        if self.model.config["meter"]:
+            meter = np.concatenate([np.asarray(meter, np.float32), np.zeros((batch, 1, METER_FEATURES), np.float32)], 1)
+            primer = np.concatenate([primer, np.concatenate([primer[:, -1:, :drawn], meter[:, :1]], -1)], axis=1)
+            primer = ops.convert_to_numpy(self.model.read_ahead(primer))
+        else:
+            meter = np.zeros((batch, num_frames + 1, 0), np.float32)
         context, states = self.prime_step(primer)
+        previous = primer[:, -1, :keys]
         for index in range(num_frames):
-            uniform = np.random.default_rng([self.seed, index]).random(primer.shape[::2], np.float32)
-            frame, context, states = self.draw_step(context, states, uniform)
-            yield ops.convert_to_numpy(frame) > 0.5
+            generator = np.random.default_rng([self.seed, index])
+            uniform = np.stack([generator.random((batch, keys), np.float32) for _ in range(drawn // keys)])
+            frame, context, states = self.draw_step(context, states, previous, uniform, meter[:, index + 1])
+            frame = ops.convert_to_numpy(frame)
+            previous = frame[:, :keys]
+            yield frame[:, :drawn] > 0.5

@@ -1,21 +1,23 @@
-"""Music statistics and novelty of piano rolls, and judging generated pieces against real songs; pure numpy.
+"""Music statistics and novelty of songs, and judging generated pieces against real songs; pure numpy.
 
-Every function takes a `(frames, keys)` bool roll, key 0 = MIDI `lowest_note`.
-Notes are read off the roll by merging held frames: a key sounding in frames
-k..k+n-1 (and not in k-1 or k+n) is one note of n frames. A note repeated in
-consecutive frames therefore reads as one held note; a roll cannot tell them
-apart. Definitions follow MusPy's metrics (Dong et al. 2020, after Yang & Lerch
-2018) with frames as MusPy's time steps; statistics undefined for an empty or
-silent roll are NaN, as in MusPy.
+Every statistic takes a rolls.Song (or a bare `(frames, keys)` bool roll, read
+as rolls.as_song does), key 0 = MIDI `lowest_note`. Notes are read with
+rolls.roll_to_notes: a note starts at each onset and lasts while its key sounds,
+up to the key's next onset, so a re-struck key is two notes and a held one is
+one. (A bare roll has no onsets: each run of sounding frames is one note.)
+Groove consistency compares the onsets of neighbouring bars, cut at the song's
+bar lines where its meter is known. Definitions follow MusPy's metrics (Dong et
+al. 2020, after Yang & Lerch 2018) with frames as MusPy's time steps; statistics
+undefined for an empty or silent song are NaN, as in MusPy.
 
     from musicstats import music_statistics, longest_copy
-    stats = music_statistics(roll, lowest_note=21, time_base="beats", frames_per_unit=4)
-    copied = longest_copy(roll, training_rolls)   # frames quoted from the training songs
+    stats = music_statistics(song, lowest_note=21, time_base="beats", frames_per_unit=4)
+    copied = longest_copy(song, training_songs)   # frames quoted from the training songs (the keys sounding)
     table = judge(pieces, parts, split, settings)  # each piece's figures beside the held-out songs', flagged
 """
 import numpy as np
 
-from rolls import roll_to_notes
+from rolls import Song, as_song, roll_to_notes
 
 MAX_KEYS = 128  # longest_copy packs a frame into 128 bits
 MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)  # pitch classes of C major (MusPy's _get_scale)
@@ -23,11 +25,16 @@ MINOR = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], bool)  # pitch classes of
 SCALES = np.array([np.roll(scale, root) for scale in (MAJOR, MINOR) for root in range(12)])  # (24, 12) bool
 
 
-# ------------------------------------------------------------------ notes read off a roll
+# ------------------------------------------------------------------ notes read off a song
 
-def _pitch_class_counts(roll, lowest_note):
-    """(frames, keys) roll → (12,) int counts of notes per pitch class (C = 0)."""
-    keys, _, _ = roll_to_notes(roll)
+def _sounding(piece):
+    """A Song or a bare roll → its (frames, keys) bool roll of the keys sounding."""
+    return piece.roll if isinstance(piece, Song) else np.asarray(piece, bool)
+
+
+def _pitch_class_counts(piece, lowest_note):
+    """A Song or roll → (12,) int counts of notes per pitch class (C = 0)."""
+    keys, _, _ = roll_to_notes(piece)
     return np.bincount((keys + lowest_note) % 12, minlength=12)
 
 
@@ -39,119 +46,154 @@ def _check_rate(name, value):
 
 # ------------------------------------------------------------------ statistics
 
-def pitch_class_entropy(roll, lowest_note):
+def pitch_class_entropy(piece, lowest_note):
     """Shannon entropy in bits (0..log2 12) of the notes' pitch-class histogram; NaN with no notes."""
-    counts = _pitch_class_counts(roll, lowest_note)
+    counts = _pitch_class_counts(piece, lowest_note)
     if counts.sum() == 0:
         return float("nan")
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: one pitch class gives 0.0, not -0.0
 
 
-def scale_consistency(roll, lowest_note):
+def scale_consistency(piece, lowest_note):
     """Largest share of notes (0..1) inside one major or natural-minor scale over the 24; NaN with no notes."""
-    counts = _pitch_class_counts(roll, lowest_note)
+    counts = _pitch_class_counts(piece, lowest_note)
     if counts.sum() == 0:
         return float("nan")
     return float((SCALES @ counts).max() / counts.sum())
 
 
-def polyphony(roll):
+def polyphony(piece):
     """Mean number of keys sounding over the frames where at least one sounds; NaN if none does."""
-    roll = np.asarray(roll, bool)
+    roll = _sounding(piece)
     sounding = np.count_nonzero(roll.any(axis=1))
     return float(np.count_nonzero(roll) / sounding) if sounding else float("nan")
 
 
-def polyphony_rate(roll, threshold=2):
-    """Share of all frames (0..1) with more than threshold keys sounding; NaN for a roll of no frames.
+def polyphony_rate(piece, threshold=2):
+    """Share of all frames (0..1) with more than threshold keys sounding; NaN for a song of no frames.
 
     MusPy's code counts `> threshold` with threshold 2 (its docstring says
     "multiple"), so by default a frame needs three or more keys; kept as MusPy has it.
     """
-    roll = np.asarray(roll, bool)
+    roll = _sounding(piece)
     if len(roll) == 0:
         return float("nan")
     return float(np.count_nonzero(roll.sum(axis=1) > threshold) / len(roll))
 
 
-def empty_frame_rate(roll):
-    """Share of frames (0..1) in which no key sounds; NaN for a roll of no frames."""
-    roll = np.asarray(roll, bool)
+def empty_frame_rate(piece):
+    """Share of frames (0..1) in which no key sounds; NaN for a song of no frames."""
+    roll = _sounding(piece)
     if len(roll) == 0:
         return float("nan")
     return float(np.count_nonzero(~roll.any(axis=1)) / len(roll))
 
 
-def pitch_range(roll):
+def pitch_range(piece):
     """Highest minus lowest sounding key, in semitones; 0.0 with no notes (MusPy's choice)."""
-    used = np.flatnonzero(np.asarray(roll, bool).any(axis=0))
+    used = np.flatnonzero(_sounding(piece).any(axis=0))
     return float(used[-1] - used[0]) if len(used) else 0.0
 
 
-def distinct_pitches(roll):
+def distinct_pitches(piece):
     """Number of keys that sound at least once (MusPy's n_pitches_used), as a float; 0.0 with no notes."""
-    return float(np.count_nonzero(np.asarray(roll, bool).any(axis=0)))
+    return float(np.count_nonzero(_sounding(piece).any(axis=0)))
 
 
-def mean_note_length(roll, frames_per_unit):
-    """Mean note length in beats or seconds (frames / frames_per_unit); NaN with no notes."""
+def mean_note_length(piece, frames_per_unit):
+    """Mean note length in beats or seconds (frames / frames_per_unit), a re-struck key ending a note; NaN with no notes."""
     _check_rate("frames_per_unit", frames_per_unit)
-    _, starts, ends = roll_to_notes(roll)
+    _, starts, ends = roll_to_notes(piece)
     return float((ends - starts).mean() / frames_per_unit) if len(starts) else float("nan")
 
 
-def onsets_per_unit(roll, frames_per_unit):
-    """Note onsets (a chord of three counts three) per beat or per second of the roll's length; NaN for no frames."""
+def onsets_per_unit(piece, frames_per_unit):
+    """Note onsets (a chord of three counts three, a re-struck key one more) per beat or per second of the song's
+    length; NaN for no frames."""
     _check_rate("frames_per_unit", frames_per_unit)
-    _, starts, _ = roll_to_notes(roll)
-    frames = np.asarray(roll).shape[0]
+    _, starts, _ = roll_to_notes(piece)
+    frames = len(_sounding(piece))
     return float(len(starts) * frames_per_unit / frames) if frames else float("nan")
 
 
-def groove_consistency(roll, frames_per_bar):
+def _bars(song, frames_per_bar):
+    """A Song of one frame or more → (bar number, place in the bar, frames in the bar) of each frame, int arrays.
+
+    Where the meter is known, from its bar lines: place = frames since the bar
+    line, and the bar as long as the meter says (or as long as its places reach).
+    Where it is unknown, runs of frames_per_bar frames from the first frame of
+    the unknown stretch (frame 0 of a song without meter). A new bar begins at
+    frame 0 and wherever a frame's place does not follow on from the frame
+    before's, or the bar's length changes: at bar lines, meter changes, cuts.
+    """
+    meter = song.meter.astype(np.int64)
+    frames = np.arange(len(song))
+    known = meter[:, 1] > 0
+    first_unknown = ~known & np.concatenate([[True], known[:-1]])
+    anchor = np.maximum.accumulate(np.where(first_unknown, frames, 0))
+    place = np.where(known, meter[:, 0], (frames - anchor) % frames_per_bar)
+    length = np.where(known, meter[:, 1], frames_per_bar)
+    begins = np.concatenate([[True], (place[1:] != place[:-1] + 1) | (length[1:] != length[:-1])])
+    number = np.cumsum(begins) - 1
+    longest = np.maximum.reduceat(np.maximum(length, place + 1), np.flatnonzero(begins))
+    return number, place, longest[number]
+
+
+def groove_consistency(piece, frames_per_bar):
     """1 − mean Hamming distance (0..1) between neighbouring bars' onset patterns; NaN under two bars.
 
-    Bars are consecutive runs of frames_per_bar frames from frame 0, the last
-    padded with silence: ceil(frames / frames_per_bar) bars. A bar's pattern
-    has a one at each frame where some note starts. MusPy counts bars as
-    (end of the last note) // frames_per_bar + 1 instead, which adds an empty
-    bar when the last note ends on a bar line and ignores trailing silence.
+    Bars follow the song's bar lines where its meter is known, else run
+    frames_per_bar frames (see _bars); a bar's pattern has a one at each place
+    where some note starts (a re-struck key too), and the frames of a bar the
+    song does not reach (the cut-off start of a pickup, the end of the last bar)
+    are silent. Two bars of different lengths are compared over the longer one:
+    the mean is the distances' sum over the sum of the longer lengths. MusPy
+    counts bars as (end of the last note) // frames_per_bar + 1 instead, which
+    adds an empty bar when the last note ends on a bar line and ignores
+    trailing silence.
     """
     if not (float(frames_per_bar).is_integer() and frames_per_bar >= 1):
         raise ValueError(f"frames_per_bar must be a whole number of frames, not {frames_per_bar!r}")
-    frames_per_bar = int(frames_per_bar)
-    _, starts, _ = roll_to_notes(roll)
-    bars = -(-np.asarray(roll).shape[0] // frames_per_bar)
-    if bars < 2:
+    song = as_song(piece)
+    if len(song) == 0:
         return float("nan")
-    pattern = np.zeros(bars * frames_per_bar, bool)
-    pattern[starts] = True
-    pattern = pattern.reshape(bars, frames_per_bar)
-    distance = np.count_nonzero(pattern[1:] != pattern[:-1])
-    return float(1 - distance / (frames_per_bar * (bars - 1)))
+    number, place, length = _bars(song, int(frames_per_bar))
+    count = number[-1] + 1
+    if count < 2:
+        return float("nan")
+    bar_length = np.zeros(count, np.int64)
+    bar_length[number] = length
+    struck = np.flatnonzero(song.onsets.any(axis=1))
+    width = bar_length.max() + 1
+    codes = number[struck] * width + place[struck]  # one code per (bar, place) with an onset
+    onsets = np.bincount(number[struck], minlength=count)
+    shared = np.bincount(number[struck][np.isin(codes + width, codes)], minlength=count)  # also in the next bar
+    distance = (onsets[:-1] + onsets[1:] - 2 * shared[:-1]).sum()
+    return float(1 - distance / np.maximum(bar_length[:-1], bar_length[1:]).sum())
 
 
-def music_statistics(roll, *, lowest_note, time_base, frames_per_unit, beats_per_bar=4):
-    """All statistics of one roll → {name: float}; time_base 'beats' (frames_per_unit per beat) or 'seconds'."""
+def music_statistics(piece, *, lowest_note, time_base, frames_per_unit, beats_per_bar=4):
+    """All statistics of one Song (or roll) → {name: float}; time_base 'beats' (frames_per_unit per beat) or 'seconds'.
+    beats_per_bar: the bar length where the song's meter is unknown."""
     if time_base not in ("beats", "seconds"):
         raise ValueError(f"time_base must be 'beats' or 'seconds', not {time_base!r}")
     stats = {
-        "pitch_class_entropy": pitch_class_entropy(roll, lowest_note),
-        "scale_consistency": scale_consistency(roll, lowest_note),
-        "polyphony": polyphony(roll),
-        "polyphony_rate": polyphony_rate(roll),
-        "empty_frame_rate": empty_frame_rate(roll),
-        "pitch_range": pitch_range(roll),
-        "distinct_pitches": distinct_pitches(roll),
+        "pitch_class_entropy": pitch_class_entropy(piece, lowest_note),
+        "scale_consistency": scale_consistency(piece, lowest_note),
+        "polyphony": polyphony(piece),
+        "polyphony_rate": polyphony_rate(piece),
+        "empty_frame_rate": empty_frame_rate(piece),
+        "pitch_range": pitch_range(piece),
+        "distinct_pitches": distinct_pitches(piece),
     }
     if time_base == "beats":
-        stats["mean_note_beats"] = mean_note_length(roll, frames_per_unit)
-        stats["onsets_per_beat"] = onsets_per_unit(roll, frames_per_unit)
-        stats["groove_consistency"] = groove_consistency(roll, frames_per_unit * beats_per_bar)
+        stats["mean_note_beats"] = mean_note_length(piece, frames_per_unit)
+        stats["onsets_per_beat"] = onsets_per_unit(piece, frames_per_unit)
+        stats["groove_consistency"] = groove_consistency(piece, frames_per_unit * beats_per_bar)
     else:
-        stats["mean_note_seconds"] = mean_note_length(roll, frames_per_unit)
-        stats["onsets_per_second"] = onsets_per_unit(roll, frames_per_unit)
+        stats["mean_note_seconds"] = mean_note_length(piece, frames_per_unit)
+        stats["onsets_per_second"] = onsets_per_unit(piece, frames_per_unit)
     return stats
 
 
@@ -172,9 +214,10 @@ def _mix(x):
     return x ^ (x >> np.uint64(31))
 
 
-def _pack(roll):
-    """(frames, keys ≤ 128) bool roll → (frames, 2) uint64 bit patterns, key k at bit k of lo (k < 64) or hi."""
-    roll = np.asarray(roll, bool)
+def _pack(piece):
+    """A Song or (frames, keys ≤ 128) bool roll → (frames, 2) uint64 bit patterns of the keys sounding, key k at
+    bit k of lo (k < 64) or hi."""
+    roll = _sounding(piece)
     if roll.ndim != 2 or roll.shape[1] > MAX_KEYS:
         raise ValueError(f"longest_copy needs (frames, keys) rolls of at most {MAX_KEYS} keys, not shape {roll.shape}")
     packed = np.zeros((len(roll), 16), np.uint8)
@@ -255,11 +298,12 @@ def _valid_starts(codes, length, ends):
     return starts[keep]
 
 
-def longest_copy(piece, training_rolls):
-    """Length in frames of the longest run of piece's frames found, transposed by any key shift, in a training roll.
+def longest_copy(piece, training_songs):
+    """Length in frames of the longest run of piece's frames found, transposed by any key shift, in a training song.
 
-    piece: (frames, keys) bool; training_rolls: a sequence of (frames, keys)
-    bool rolls (at most 128 keys each). A run of frames [s, s+L) of the piece
+    piece: a Song or (frames, keys) bool roll; training_songs: a sequence of
+    them (at most 128 keys each). Only the keys sounding count (song.roll), not
+    the onsets or the meter. A run of frames [s, s+L) of the piece
     copies [t, t+L) of a training roll when the notes of one are exactly the
     notes of the other moved by one shift of all keys together; a shift that
     would push notes off the keyboard cannot match, and a run made only of
@@ -280,7 +324,7 @@ def longest_copy(piece, training_rolls):
     ~150 MB on top of the rolls.
     """
     piece_bits = _pack(piece)
-    training_bits = [_pack(roll) for roll in training_rolls]
+    training_bits = [_pack(song) for song in training_songs]
     lengths = np.array([len(bits) for bits in training_bits], np.int64)
     if not len(piece_bits) or not lengths.sum():
         return 0
@@ -407,23 +451,25 @@ def frames_per_bar(settings):
     return 4 * (settings["steps_per_beat"] if settings["time_base"] == "beats" else settings["steps_per_second"] / 2)
 
 
-def piece_statistics(roll, training_rolls, settings):
-    """music_statistics of a roll on the run's grid, plus longest_copy_bars: its longest stretch found in a training roll."""
-    stats = music_statistics(roll, lowest_note=settings["lowest_note"], time_base=settings["time_base"],
+def piece_statistics(song, training_songs, settings):
+    """music_statistics of a Song (or roll) on the run's grid, plus longest_copy_bars: its longest stretch found in a
+    training song, in 4/4 bars (frames_per_bar)."""
+    stats = music_statistics(song, lowest_note=settings["lowest_note"], time_base=settings["time_base"],
                              frames_per_unit=frames_per_unit(settings))
-    return {**stats, "longest_copy_bars": longest_copy(roll, training_rolls) / frames_per_bar(settings)}
+    return {**stats, "longest_copy_bars": longest_copy(song, training_songs) / frames_per_bar(settings)}
 
 
 def judge(pieces, parts, split, settings):
-    """Music statistics of each generated piece (after its primer) beside every held-out song's, with flags on
-    figures outside the held-out songs' range → {'statistics', 'pieces', 'held_out', 'reference', 'flags'}."""
-    def statistics(roll):
-        return piece_statistics(roll, parts["train"], settings)
+    """Music statistics of each generated piece (its Song "song" after its "primer_frames") beside every held-out
+    song's (parts: {'train', 'valid', 'test'}: lists of Songs), with flags on figures outside the held-out songs'
+    range → {'statistics', 'pieces', 'held_out', 'reference', 'flags'}."""
+    def statistics(song):
+        return piece_statistics(song, parts["train"], settings)
 
-    held_out = {song_id: statistics(roll) for song_id, roll in zip(split["valid"] + split["test"], parts["valid"] + parts["test"])}
+    held_out = {song_id: statistics(song) for song_id, song in zip(split["valid"] + split["test"], parts["valid"] + parts["test"])}
     names = list(next(iter(held_out.values())))
     reference = {name: compare_to_reference([], [stats[name] for stats in held_out.values()]) for name in names}
-    generated = {piece["name"]: statistics(piece["roll"][piece["primer_frames"]:]) for piece in pieces}
+    generated = {piece["name"]: statistics(piece["song"][piece["primer_frames"]:]) for piece in pieces}
     flags = {}
     for piece, stats in generated.items():
         for name, value in stats.items():

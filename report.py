@@ -1,7 +1,7 @@
 """Pictures and the report: piano-roll PNGs, the loss plot, the console statistics table, output_dir/report.html.
 
     from report import plot_losses, plot_piece, plot_roll, print_statistics, report_run, write_report
-    plot_roll(roll, "output/generated_1.png", lowest_note=21, frames_per_unit=4, unit="beats", primer_frames=32)
+    plot_roll(song, "output/generated_1.png", lowest_note=21, frames_per_unit=4, unit="beats", primer_frames=32)
     plot_losses(history, "output/losses.png")
     write_report("output", settings=settings, metrics=metrics, pieces=pieces,
                  statistics_table=table, loss_plot="output/losses.png")
@@ -27,12 +27,15 @@ from matplotlib.figure import Figure
 
 from files import atomic_write, printable
 from musicstats import COPY_LIMIT_BARS, frames_per_unit
+from rolls import as_song
 
 NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 ROLL_SIZE = (11.0, 2.8)  # inches: 1100 x 280 pixels at DPI, the width of the page's column
 LOSS_SIZE = (5.6, 2.8)  # inches: beside the NLL table on a wide page
 DPI = 100
-NOTE_COLOUR, PRIMER_COLOUR = "#1f3b73", "#f2c14e"
+NOTE_COLOUR, HELD_COLOUR, PRIMER_COLOUR = "#1f3b73", "#8fa8d8", "#f2c14e"  # a key struck, a key held on, the primer
+BAR_COLOUR = "#9a9a9a"
+MAX_BAR_LINES = int(ROLL_SIZE[0] * DPI / 4)  # more bar lines than this, under 4 pixels apart, would grey the roll: none drawn
 MARGIN_KEYS = 2  # keys shown above and below the highest and lowest notes played
 MIN_KEYS = 25  # a roll plot shows at least two octaves
 
@@ -61,36 +64,53 @@ def _shown_keys(roll):
     return int(first), int(last)
 
 
-def _pooled(roll, most=2 * int(ROLL_SIZE[0] * DPI)):
-    """A roll of more than `most` frames → groups of frames OR-ed together, so no note is lost when drawn small."""
-    group = -(-len(roll) // most)
+def _pooled(cells, most=2 * int(ROLL_SIZE[0] * DPI)):
+    """(frames, keys) cells of more than `most` frames → groups of frames, each cell the group's largest, so no note
+    or onset is lost when drawn small."""
+    group = -(-len(cells) // most)
     if group <= 1:
-        return roll
-    padded = np.pad(roll, ((0, -len(roll) % group), (0, 0)))
-    return padded.reshape(-1, group, roll.shape[1]).any(axis=1)
+        return cells
+    padded = np.pad(cells, ((0, -len(cells) % group), (0, 0)))
+    return padded.reshape(-1, group, cells.shape[1]).max(axis=1)
 
 
-def plot_roll(roll, path, *, lowest_note, frames_per_unit, unit, primer_frames=0, title=""):
-    """Draw a (frames, keys) bool roll as a piano-roll PNG at path (atomically) → path.
+def _cells(song):
+    """A Song → (frames, keys) uint8 picture: 0 silent, 1 a key held on, 2 a key struck in that frame."""
+    return song.roll.astype(np.uint8) + song.onsets
+
+
+def _bar_lines(song):
+    """A Song → the frames where a bar begins, where its meter is known (no frame where it is not)."""
+    return np.flatnonzero((song.meter[:, 0] == 0) & (song.meter[:, 1] > 0))
+
+
+def plot_roll(song, path, *, lowest_note, frames_per_unit, unit, primer_frames=0, title=""):
+    """Draw a Song (or a (frames, keys) bool roll, see rolls.as_song) as a piano-roll PNG at path (atomically) → path.
 
     Time runs along x in `unit` ("beats" or "seconds"; frames_per_unit frames
-    each), pitch up y with the Cs named (C4 = MIDI 60); the first primer_frames
-    frames are shaded and labelled "primer", the rest "model".
+    each), pitch up y with the Cs named (C4 = MIDI 60). A key is drawn dark in
+    the frame it is struck and light while it is held on, so a re-struck note
+    shows a dark frame inside a light run; grey lines mark the bar lines where
+    the song's meter is known (none when there would be over MAX_BAR_LINES).
+    The first primer_frames frames are shaded and labelled "primer", the rest "model".
     """
-    roll = np.asarray(roll, bool)
-    if roll.ndim != 2 or roll.shape[1] == 0:
-        raise ValueError(f"a roll must be a (frames, keys) array with keys, not shape {roll.shape}")
+    song = as_song(song)
+    if song.roll.shape[1] == 0:
+        raise ValueError(f"a roll must be a (frames, keys) array with keys, not shape {song.roll.shape}")
     if not (math.isfinite(frames_per_unit) and frames_per_unit > 0):
         raise ValueError(f"frames_per_unit must be a positive number, not {frames_per_unit!r}")
-    frames = roll.shape[0]
-    first, last = _shown_keys(roll)
+    frames = len(song)
+    first, last = _shown_keys(song.roll)
     length = max(frames, 1) / frames_per_unit
     figure = Figure(figsize=ROLL_SIZE, layout="constrained")
     axes = figure.add_subplot()
-    axes.imshow(_pooled(roll[:, first:last + 1]).T.astype(np.uint8), aspect="auto", origin="lower", interpolation="nearest",
-                cmap=ListedColormap(["white", NOTE_COLOUR]), vmin=0, vmax=1,
-                extent=(0, frames / frames_per_unit if frames else length, lowest_note + first - 0.5,
-                        lowest_note + last + 0.5))
+    low, high = lowest_note + first - 0.5, lowest_note + last + 0.5
+    axes.imshow(_pooled(_cells(song)[:, first:last + 1]).T, aspect="auto", origin="lower", interpolation="nearest",
+                cmap=ListedColormap(["white", HELD_COLOUR, NOTE_COLOUR]), vmin=0, vmax=2,
+                extent=(0, frames / frames_per_unit if frames else length, low, high))
+    bar_lines = _bar_lines(song)
+    if len(bar_lines) <= MAX_BAR_LINES:
+        axes.vlines(bar_lines / frames_per_unit, low, high, colors=BAR_COLOUR, linewidth=0.6, antialiased=False)
     cs = [note for note in range(lowest_note + first, lowest_note + last + 1) if note % 12 == 0]
     axes.set_yticks(cs, [note_name(note) for note in cs])
     for note in cs:
@@ -381,10 +401,10 @@ def print_statistics(table):
 
 def plot_piece(piece, table, settings):
     """A piano-roll PNG beside a piece's MIDI; print its path → the piece as write_report shows it, with its 'png'
-    and its 'statistics' from the table, {} without one (piece: {'name', 'midi', 'roll', 'primer_frames', 'wav'
-    [, 'wav_error']})."""
+    and its 'statistics' from the table, {} without one (piece: {'name', 'midi', 'song' (a rolls.Song),
+    'primer_frames', 'wav' [, 'wav_error']})."""
     png = os.path.join(settings["output_dir"], piece["name"] + ".png")
-    plot_roll(piece["roll"], png, lowest_note=settings["lowest_note"], frames_per_unit=frames_per_unit(settings),
+    plot_roll(piece["song"], png, lowest_note=settings["lowest_note"], frames_per_unit=frames_per_unit(settings),
               unit="beats" if settings["time_base"] == "beats" else "seconds", primer_frames=piece["primer_frames"])
     print(f"wrote {printable(png)}")
     return {**piece, "png": png, "statistics": table["pieces"][piece["name"]] if table else {}}

@@ -20,6 +20,7 @@ import zipfile
 
 import distribute
 from files import DataError, atomic_path, check_readable_file, make_dir, printable, read_json, write_json
+from rolls import frame_width
 
 # settings that --resume=True may change; any other must be as the interrupted run had it
 RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "workers", "resume", "epochs", "sample_seed",
@@ -269,22 +270,24 @@ def model_fault(saved, expected, settings):
               if type(config[key]) is not type(value) or config[key] != value]
     if differ:
         return ", ".join(differ)
-    if not input_shape_fits(saved.get("build_config"), settings, wanted["num_keys"]):
+    if not input_shape_fits(saved.get("build_config"), settings,
+                            frame_width(wanted["num_keys"], wanted["onsets"], wanted["meter"])):
         return f"it was built for inputs {brief(saved.get('build_config'))}"
     return compile_fault(saved.get("compile_config"), expected["compile_config"])
 
 
-def input_shape_fits(build_config, settings, num_keys):
+def input_shape_fits(build_config, settings, channels):
     """Whether a build_config records inputs that training on these settings gives: windows of (batch_size or fewer
-    or None, 1 to seq_len + 1 frames, num_keys keys), with pitch_profile beside (the same batch, 12) counts."""
+    or None, 1 to seq_len + 1 frames, channels per frame: rolls.frame_width), with pitch_profile beside (the same
+    batch, 12) counts."""
     shape = build_config.get("input_shape") if isinstance(build_config, dict) and len(build_config) == 1 else None
     pair = settings["pitch_profile"] and isinstance(shape, list) and len(shape) == 2
     windows, heard = shape if pair else (shape, None)
     if not (isinstance(windows, list) and len(windows) == 3):
         return False
-    batch, width, keys = windows
+    batch, width, given = windows
     return ((batch is None or _is(batch, int) and 1 <= batch <= settings["batch_size"])
-            and _is(width, int) and 1 <= width <= settings["seq_len"] + 1 and _is(keys, int) and keys == num_keys
+            and _is(width, int) and 1 <= width <= settings["seq_len"] + 1 and _is(given, int) and given == channels
             and (not settings["pitch_profile"] or heard == [batch, 12]))
 
 

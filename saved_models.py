@@ -26,6 +26,7 @@ import zipfile
 from configurator import CHOICES, MAX_FRAMES_PER_BEAT, MAX_SIZES
 from files import DataError, check_readable_file, printable, read_json
 from resume import MAX_CONFIG_BYTES, MAX_SETTINGS_BYTES, brief, input_shape_fits
+from rolls import frame_width
 from songs import ROLL_SETTINGS
 
 RUN_MODEL = "best.keras"  # the model file in a run's output folder
@@ -38,7 +39,8 @@ MAX_EXPANSION = 10             # a member may expand to this many times its stor
 MAX_WEIGHT_COPIES = 5          # model.weights.h5: the weights, and with an optimizer Adam's moments and the average
 # the model settings a MusicLSTM's config records: setting → config field
 MODEL_SETTINGS = {"hidden_size": "units", "num_layers": "layers", "head": "head", "head_size": "head_units",
-                  "pitch_profile": "pitch_profile"}
+                  "pitch_profile": "pitch_profile", "onsets": "onsets", "meter": "meter"}
+OPTIONAL_FIELDS = {"roll_settings": None, "onsets": False, "meter": False}  # absent from older models' configs: meaning
 # each config field → (what it must be, whether a value is that, given the config)
 FIELDS = {
     "name": ("a short name", lambda value, config: isinstance(value, str) and len(value) <= 200),
@@ -52,6 +54,8 @@ FIELDS = {
     "head_units": (f"1 to {MAX_SIZES['head_size']}", lambda value, config: _count(value, MAX_SIZES["head_size"])),
     "max_notes": ("null or 1 to num_keys", lambda value, config: value is None or _count(value, config["num_keys"])),
     "pitch_profile": ("true or false", lambda value, config: isinstance(value, bool)),
+    "onsets": ("true or false", lambda value, config: isinstance(value, bool)),
+    "meter": ("true or false", lambda value, config: isinstance(value, bool)),
     "roll_settings": ("the roll settings", lambda value, config: roll_fault(value, config["num_keys"]) is None),
 }
 LARGEST_INPUTS = {"batch_size": MAX_SIZES["batch_size"], "seq_len": MAX_SIZES["seq_len"]}
@@ -123,13 +127,13 @@ def config_fault(saved):
     if not set(saved) <= {*NAMING, "config", "build_config", "compile_config"}:
         return f"its config.json holds {brief(sorted(saved))}"
     config = saved.get("config")
-    if not isinstance(config, dict) or not set(FIELDS) - {"roll_settings"} <= set(config) <= set(FIELDS):
+    if not isinstance(config, dict) or not set(FIELDS) - set(OPTIONAL_FIELDS) <= set(config) <= set(FIELDS):
         return f"its config holds {brief(sorted(config) if isinstance(config, dict) else config)}"
     for field, (meaning, valid) in FIELDS.items():
         if field in config and not valid(config[field], config):
             return f"its {field} is {brief(config[field])}, not {meaning}"
     if not input_shape_fits(saved.get("build_config"), {**LARGEST_INPUTS, "pitch_profile": config["pitch_profile"]},
-                            config["num_keys"]):
+                            frame_width(config["num_keys"], *(model_flag(config, name) for name in ("onsets", "meter")))):
         return f"it was built for inputs {brief(saved.get('build_config'))}"
     return None
 
@@ -166,9 +170,15 @@ def settings_beside(path, num_keys, what):
     return roll
 
 
+def model_flag(config, field):
+    """A checked model config's onsets or meter: False in a model saved before it had them (it reads rolls alone)."""
+    return config.get(field, OPTIONAL_FIELDS[field])
+
+
 def model_values(saved):
     """The settings a saved model fixes → {setting: the model's value}: its roll settings and its architecture."""
-    return {**saved["roll"], **{name: saved["config"][field] for name, field in MODEL_SETTINGS.items()}}
+    config = saved["config"]
+    return {**saved["roll"], **{name: config.get(field, OPTIONAL_FIELDS.get(field)) for name, field in MODEL_SETTINGS.items()}}
 
 
 def restore_settings(saved, settings, defaults, what="model_path"):
@@ -194,21 +204,26 @@ def describe(saved):
     head = f"NADE head of {config['head_units']}" if config["head"] == "nade" else "sigmoid head"
     return (f"{config['num_keys']} keys (MIDI {roll['lowest_note']} to {roll['highest_note']}), {grid}, "
             f"{config['layers']} x {config['units']} LSTM, {head}"
-            f"{', pitch-class profile' if config['pitch_profile'] else ''}; {saved['parameters']:,} weights")
+            f"{', pitch-class profile' if config['pitch_profile'] else ''}"
+            f"{', onsets' if model_flag(config, 'onsets') else ''}{', meter' if model_flag(config, 'meter') else ''}; "
+            f"{saved['parameters']:,} weights")
 
 
 def parameter_count(config):
     """The number of weights a MusicLSTM of this (checked) config holds, from its sizes alone."""
     keys, units, heard = config["num_keys"], config["units"], 12 if config["pitch_profile"] else 0
-    count, width = 0, keys + heard
+    channels = frame_width(keys, model_flag(config, "onsets"), model_flag(config, "meter"))
+    count, width = 0, channels + heard
     for _ in range(config["layers"]):
         count += 4 * units * (width + units + 1)  # an LSTM layer: four gates over its input and its own output
         width = units
-    context = units + keys + heard                # the head sees the top LSTM output beside the frame
+    context = units + channels + heard            # the head sees the top LSTM output beside the frame
     count += context * keys + keys                # the key logits
     if config["head"] == "nade":
         hidden = config["head_units"]
         count += context * hidden + hidden + 2 * keys * hidden
+    if model_flag(config, "onsets"):
+        count += context * keys + keys + keys * keys  # the onset logits: from the context and the keys sounding
     return count
 
 

@@ -1,10 +1,11 @@
-"""data_path → cached piano rolls → train / valid / test split: filters, the reader process pool, the roll cache file.
+"""data_path → cached songs (rolls.Song: roll, onsets, meter) → train / valid / test split: filters, the reader
+process pool, the roll cache file.
 
     source = sources.open_source(resolve_data_path(settings["data_path"]))
-    parts, split, program = load_songs(source, settings)   # parts: {'train', 'valid', 'test'}: lists of rolls
+    parts, split, program = load_songs(source, settings)   # parts: {'train', 'valid', 'test'}: lists of rolls.Song
 
 The cache is a plain (pickle-free) npz named by a hash of the source's files
-and the settings that made its rolls; every array is checked before it is used.
+and the settings that made its songs; every array is checked before it is used.
 """
 import hashlib
 import json
@@ -128,19 +129,19 @@ def split_ids(ids, split_path="", unusable=(), test_ids=None, aliases=None):
 
 
 def held_out_stretches(ids, by_id):
-    """Too few songs to split: each song's last HELD_OUT_STRETCH of frames for test, as much before them for
-    validation, the rest for training; a song is left out unless two frames of each stretch sound
-    → ({'train', 'valid', 'test'}: lists of rolls, split: train ids, valid / test stretches as 'id (frames a-b)')."""
+    """Too few songs to split: each song's (by_id: {id: Song}) last HELD_OUT_STRETCH of frames for test, as much
+    before them for validation, the rest for training; a song is left out unless two frames of each stretch sound
+    → ({'train', 'valid', 'test'}: lists of Songs, split: train ids, valid / test stretches as 'id (frames a-b)')."""
     parts = {part: [] for part in ("train", "valid", "test")}
     split = {part: [] for part in parts}
     for song_id in ids:
-        roll = by_id[song_id]
-        held = max(2, round(HELD_OUT_STRETCH * len(roll)))
-        edges = (0, max(0, len(roll) - 2 * held), max(0, len(roll) - held), len(roll))
+        song = by_id[song_id]
+        held = max(2, round(HELD_OUT_STRETCH * len(song)))
+        edges = (0, max(0, len(song) - 2 * held), max(0, len(song) - held), len(song))
         stretches = dict(zip(parts, zip(edges, edges[1:])))
-        if all(roll[start:end].any(axis=1).sum() > 1 for start, end in stretches.values()):
+        if all(song.roll[start:end].any(axis=1).sum() > 1 for start, end in stretches.values()):
             for part, (start, end) in stretches.items():
-                parts[part].append(roll[start:end])
+                parts[part].append(song[start:end])
                 split[part].append(song_id if part == "train" else f"{song_id} (frames {start}-{end})")
     return parts, split
 
@@ -184,8 +185,8 @@ def note_filters(source, settings):
 
 
 def organize_recording(song_id, notes, problem, programs, settings):
-    """One recording's notes (or the reason it has none) → (id, roll or None, 1-based program, label form, problem,
-    labels read)."""
+    """One recording's notes (or the reason it has none) → (id, rolls.Song or None, 1-based program, label form,
+    problem, labels read)."""
     if problem is not None:
         return song_id, None, 1, None, problem, 0
     form, count = sources.label_form(notes), len(notes)
@@ -207,18 +208,23 @@ def _start_reader(source, programs, settings):
 
 
 def _read_and_organize(song_id):
-    """In a reader process: one recording → organize_recording's tuple, the roll packed 8 keys a byte
-    (an eighth of the bytes to send back)."""
+    """In a reader process: one recording → organize_recording's tuple, its Song sent as (roll and onsets packed
+    8 keys a byte, an eighth of their bytes; keys; meter)."""
     notes, problem = sources.read_song(_WORK["source"], song_id, _WORK["settings"]["max_member_mb"])
-    song_id, roll, *rest = organize_recording(song_id, notes, problem, _WORK["programs"], _WORK["settings"])
-    return song_id, None if roll is None else (np.packbits(roll, axis=1), roll.shape), *rest
+    song_id, song, *rest = organize_recording(song_id, notes, problem, _WORK["programs"], _WORK["settings"])
+    if song is None:
+        return song_id, None, *rest
+    return song_id, (np.packbits(np.stack([song.roll, song.onsets]), axis=2), song.roll.shape[1], song.meter), *rest
 
 
 def _unpacked(result):
-    """_read_and_organize's tuple with its roll as (frames, keys) bool again."""
+    """_read_and_organize's tuple with its Song whole again."""
     song_id, packed, *rest = result
-    roll = None if packed is None else np.unpackbits(packed[0], axis=1, count=packed[1][1]).astype(bool).reshape(packed[1])
-    return song_id, roll, *rest
+    if packed is None:
+        return song_id, None, *rest
+    bits, keys, meter = packed
+    roll, onsets = np.unpackbits(bits, axis=2, count=keys).view(bool)
+    return song_id, rolls.Song(roll, onsets, meter), *rest
 
 
 def organized_recordings(source, ids, programs, settings):
@@ -237,12 +243,13 @@ def organized_recordings(source, ids, programs, settings):
 
 
 def preprocess(source, settings):
-    """Read and organize the chosen recordings → {'ids', 'rolls', 'programs', 'skipped': [(id, reason)]}; bad recordings are skipped."""
+    """Read and organize the chosen recordings → {'ids', 'songs' (rolls.Song each), 'programs', 'skipped': [(id, reason)]};
+    bad recordings are skipped."""
     ids, programs = note_filters(source, settings)
-    songs = {"ids": [], "rolls": [], "programs": [], "skipped": []}
+    songs = {"ids": [], "songs": [], "programs": [], "skipped": []}
     forms, labels = {}, 0
     results = organized_recordings(source, ids, programs, settings)
-    for song_id, roll, program, form, problem, count in tqdm(results, total=len(ids), desc="preprocessing", unit="song"):
+    for song_id, song, program, form, problem, count in tqdm(results, total=len(ids), desc="preprocessing", unit="song"):
         forms[form] = forms.get(form, 0) + 1
         labels += count
         if problem is not None:
@@ -250,7 +257,7 @@ def preprocess(source, settings):
             songs["skipped"].append((song_id, problem))
             continue
         songs["ids"].append(song_id)
-        songs["rolls"].append(roll)
+        songs["songs"].append(song)
         songs["programs"].append(program)
     forms.pop(None, None)
     print(f"read {labels} labels; label timing: "
@@ -260,11 +267,13 @@ def preprocess(source, settings):
 
 # ------------------------------------------------------------------ the roll cache file
 
-ROLL_FORMAT = 4  # bump whenever organize_song changes what it makes, so old caches are not reused
+ROLL_FORMAT = 5  # bump whenever organize_song changes what it makes, so old caches are not reused
 ROLL_SETTINGS = ("lowest_note", "highest_note", "time_base", "steps_per_second", "steps_per_beat")
-# What each cache array must be: (dtype kinds, dimensions). Checked from the .npy header before it is read.
-CACHE_ARRAYS = {"ids": ("U", 1), "lengths": ("iu", 1), "num_keys": ("iu", 0), "packed": ("u", 2),
-                "programs": ("iu", 1), "skipped": ("U", 2)}
+# What each cache array must be: (dtype kinds, dimensions, exact dtype or None). Checked from the .npy header before
+# it is read. packed / onsets: every song's roll / onsets, frames one after another, 8 keys a byte; meter: their meter.
+CACHE_ARRAYS = {"ids": ("U", 1, None), "lengths": ("iu", 1, None), "num_keys": ("iu", 0, None),
+                "packed": ("u", 2, np.uint8), "onsets": ("u", 2, np.uint8), "meter": ("i", 2, np.int16),
+                "programs": ("iu", 1, None), "skipped": ("U", 2, None)}
 
 
 def cache_path(fingerprint, cache_dir, settings):
@@ -278,12 +287,16 @@ def cache_path(fingerprint, cache_dir, settings):
 
 
 def save_rolls(path, songs):
-    """Write songs to a pickle-free npz (atomic): packed bits, frame offsets, ids, programs, skipped ids and reasons."""
-    lengths = np.array([len(roll) for roll in songs["rolls"]], np.int64)
-    frames = np.concatenate(songs["rolls"]) if songs["rolls"] else np.zeros((0, 0), bool)
+    """Write preprocess's songs to a pickle-free npz (atomic): rolls and onsets as packed bits, meter, frame counts,
+    ids, programs, skipped ids and reasons."""
+    lengths = np.array([len(song) for song in songs["songs"]], np.int64)
+    joined = {name: np.concatenate([getattr(song, name) for song in songs["songs"]]) if songs["songs"] else empty
+              for name, empty in (("roll", np.zeros((0, 0), bool)), ("onsets", np.zeros((0, 0), bool)),
+                                  ("meter", np.zeros((0, 4), np.int16)))}
     with atomic_write(path) as file:
         np.savez(file, ids=np.array(songs["ids"], dtype=str), lengths=lengths,
-                 num_keys=np.int64(frames.shape[1]), packed=np.packbits(frames, axis=1),
+                 num_keys=np.int64(joined["roll"].shape[1]), packed=np.packbits(joined["roll"], axis=1),
+                 onsets=np.packbits(joined["onsets"], axis=1), meter=joined["meter"],
                  programs=np.array(songs["programs"], np.int16),
                  skipped=np.array(songs["skipped"], dtype=str).reshape(-1, 2))
 
@@ -294,7 +307,7 @@ class _Damaged(Exception):
 
 def _read_array(archive, name, file_size):
     """One array of the cache's zip, its member and .npy header checked before the data is read."""
-    kinds, ndim = CACHE_ARRAYS[name]
+    kinds, ndim, exact = CACHE_ARRAYS[name]
     try:
         info = archive.getinfo(name + ".npy")
     except KeyError:
@@ -311,8 +324,8 @@ def _read_array(archive, name, file_size):
         raise _Damaged(f"'{name}' is a {len(shape)}-d {dtype} array")
     if np.prod(shape, dtype=object) * dtype.itemsize > info.file_size:
         raise _Damaged(f"'{name}' claims shape {shape}, more than its {info.file_size} bytes hold")
-    if name == "packed" and dtype != np.uint8:
-        raise _Damaged(f"'{name}' is {dtype}, not uint8")
+    if exact is not None and dtype != exact:
+        raise _Damaged(f"'{name}' is {dtype}, not {np.dtype(exact)}")
     with archive.open(info) as member:
         return np.lib.format.read_array(member, allow_pickle=False)
 
@@ -332,6 +345,9 @@ def _check_cache(arrays, num_keys):
     expected = (sum(lengths.tolist()), -(-keys // 8))
     if packed.shape != expected:
         raise _Damaged(f"packed frames have shape {packed.shape}, not {expected}")
+    if arrays["onsets"].shape != expected:
+        raise _Damaged(f"onsets have shape {arrays['onsets'].shape}, not {expected}")
+    _check_meter(arrays["meter"], expected[0])
     if len(programs) and (programs.min() < 1 or programs.max() > 128):
         raise _Damaged("a program outside MIDI programs 1-128")
     if arrays["skipped"].shape[1] != 2:
@@ -340,22 +356,36 @@ def _check_cache(arrays, num_keys):
         raise _Damaged(f"rolls of {keys} keys where the settings make {num_keys}")
 
 
+def _check_meter(meter, frames):
+    """Raise _Damaged unless meter is (frames, 4), each row UNKNOWN_METER or a place in a bar: 0 <= frames since the
+    bar line < frames in the bar, and a time signature of positive numbers."""
+    if meter.shape != (frames, 4):
+        raise _Damaged(f"meter has shape {meter.shape}, not {(frames, 4)}")
+    since, size, numerator, denominator = meter.T
+    placed = (since >= 0) & (since < size) & (numerator > 0) & (denominator > 0)
+    good = placed | (meter == rolls.UNKNOWN_METER).all(axis=1)
+    if not good.all():
+        first = int(np.argmin(good))
+        raise _Damaged(f"meter of frame {first} is {meter[first].tolist()}, not a place in a bar nor unknown")
+
+
 def _read_cache(path, num_keys):
     """The songs dict from a roll cache, every array checked before it is used; _Damaged (or a read error) if not."""
     file_size = check_readable_file(path, "roll cache").st_size
     with zipfile.ZipFile(path) as archive:
         arrays = {name: _read_array(archive, name, file_size) for name in CACHE_ARRAYS}
     _check_cache(arrays, num_keys)
-    frames = np.unpackbits(arrays["packed"], axis=1, count=int(arrays["num_keys"])).view(bool)
-    bounds = np.cumsum(arrays["lengths"])[:-1]
+    keys, bounds = int(arrays["num_keys"]), np.cumsum(arrays["lengths"])[:-1]
+    roll, onsets = (np.unpackbits(arrays[name], axis=1, count=keys).view(bool) for name in ("packed", "onsets"))
+    parts = zip(*(np.split(frames, bounds) for frames in (roll, onsets, arrays["meter"])))
     return {"ids": [str(song_id) for song_id in arrays["ids"]],
-            "rolls": np.split(frames, bounds) if len(arrays["lengths"]) else [],
+            "songs": [rolls.Song(*part) for part in parts] if len(arrays["lengths"]) else [],
             "programs": [int(program) for program in arrays["programs"]],
             "skipped": [(str(song_id), str(why)) for song_id, why in arrays["skipped"]]}
 
 
 def load_rolls(path, num_keys=None):
-    """Read a cache written by save_rolls → the same dict of ids, rolls, programs, skipped.
+    """Read a cache written by save_rolls → the same dict of ids, songs (rolls.Song each), programs, skipped.
 
     Every array is checked (present, dtype, shape, size against the file's,
     agreement with the others, num_keys if given) before it is used; any
@@ -379,7 +409,7 @@ def cache_key(source, settings):
 
 
 def load_or_preprocess(source, settings, save=True):
-    """Rolls for a source: 'auto' uses a matching cache or builds one; True rebuilds; False only loads.
+    """Songs for a source (preprocess's dict): 'auto' uses a matching cache or builds one; True rebuilds; False only loads.
     save=False: a cache built is kept in memory only (processes other than 0 write no files)."""
     path = cache_path(cache_key(source, settings), settings["cache_dir"], settings)
     if settings["save_mode"] is False or (settings["save_mode"] == "auto" and os.path.exists(path)):
@@ -397,20 +427,20 @@ def load_or_preprocess(source, settings, save=True):
 
 
 def load_songs(source, settings, save=True):
-    """Source → ({'train', 'valid', 'test'}: lists of rolls with two sounding frames or more, split ids, training program);
-    save: whether a roll cache built may be written."""
+    """Source → ({'train', 'valid', 'test'}: lists of rolls.Song with two sounding frames or more, split ids, training
+    program); save: whether a roll cache built may be written."""
     songs = load_or_preprocess(source, settings, save)
     total = len(songs["ids"]) + len(songs["skipped"])
     if songs["skipped"]:
         print(f"skipped {len(songs['skipped'])} of {total} recordings that cannot be used (see the warnings): "
               + ", ".join(printable(song_id) for song_id, _ in songs["skipped"][:10]))
-    usable = [i for i, roll in enumerate(songs["rolls"]) if roll.any(axis=1).sum() > 1]  # something to predict
+    usable = [i for i, song in enumerate(songs["songs"]) if song.roll.any(axis=1).sum() > 1]  # something to predict
     short = [songs["ids"][i] for i in sorted(set(range(len(songs["ids"]))) - set(usable))]
     if short:
         print(f"skipped {len(short)} of {total} recordings with fewer than two frames that sound (empty, or "
               "too short to learn from): " + ", ".join(map(printable, short[:10])))
     ids = [songs["ids"][i] for i in usable]
-    by_id = {songs["ids"][i]: songs["rolls"][i] for i in usable}
+    by_id = {songs["ids"][i]: songs["songs"][i] for i in usable}
     split = split_ids(ids, settings["split_path"], unusable=short + [song_id for song_id, _ in songs["skipped"]],
                       test_ids=source.test_ids or None, aliases=source.aliases)
     parts = {part: [by_id[i] for i in split_part] for part, split_part in split.items()}

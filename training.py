@@ -1,6 +1,6 @@
 """Training: random windows of the rolls, the fit loop with whole-song validation and its stopping, and held-out scores.
 
-    history, minutes = train(model, train_rolls, valid_rolls, settings)
+    history, minutes = train(model, train_songs, valid_songs, settings)   # lists of rolls.Song
     metrics = evaluate(model, parts)
 
 Keeps the best weights in output_dir/best.keras (written atomically, with the
@@ -26,10 +26,10 @@ import numpy as np
 import distribute
 import saved_models
 from files import DataError, atomic_path, printable
-from model import MusicLSTM, SongScorer, frame_nll
+from model import MusicLSTM, SongScorer, frame_nll, song_nll, song_targets
 from resume import (CALLBACK_STATES, Interrupted, check_resume_model, save_resume_checkpoint, signal_handler,
                     stop_at_once)
-from rolls import pitch_class_fold
+from rolls import frame_width, model_frames, pitch_class_fold
 from songs import ROLL_SETTINGS
 
 MONITOR = {"monitor": "val_frame_nll", "mode": "min"}  # what the plateau and patience callbacks watch
@@ -42,30 +42,33 @@ class TrainingError(Exception):
 # ------------------------------------------------------------------ training windows
 
 class WindowDataset(keras.utils.PyDataset):
-    """Random windows of seq_len + 1 frames from the training rolls, drawn afresh each epoch.
+    """Random windows of seq_len + 1 frames from the training songs, drawn afresh each epoch.
 
     Batch `index` of epoch `self.epoch` (set by train() as each epoch
     begins) depends only on (seed, epoch, index), so a resumed run draws
     the windows the uninterrupted run would have drawn.
 
-    Yields (windows, targets, weights): (batch, width, keys) float32,
-    (batch, width - 1, keys) float32 and (batch, width - 1) float32, where
-    width = seq_len + 1 (less if every song is shorter) and a weight of 0
-    marks padding after a song shorter than a window. With pitch_profile
-    the windows come as (windows, heard): heard is (batch, 12) float32, the
-    notes per pitch class of the song before each window (transposed with
-    it), so a window starts from the profile of everything before it, as
-    whole-song scoring and composing do. An epoch holds about as many
-    target frames as the training rolls. rows: the part of each batch of
-    batch_size windows to yield (each of several processes feeds its own).
+    Yields (windows, targets, weights): (batch, width, channels) float32
+    model frames (rolls.model_frames: the keys sounding, with onsets the
+    keys struck, with meter the meter features), (batch, width - 1, keys or
+    2 * keys) float32 targets (model.song_targets) and (batch, width - 1)
+    float32, where width = seq_len + 1 (less if every song is shorter) and a
+    weight of 0 marks padding after a song shorter than a window. With
+    pitch_profile the windows come as (windows, heard): heard is (batch, 12)
+    float32, the notes per pitch class of the song before each window
+    (transposed with it), so a window starts from the profile of everything
+    before it, as whole-song scoring and composing do. An epoch holds about
+    as many target frames as the training songs. rows: the part of each
+    batch of batch_size windows to yield (each of several processes feeds its own).
     """
 
-    def __init__(self, train_rolls, settings, rows=slice(None)):
+    def __init__(self, train_songs, settings, rows=slice(None)):
         super().__init__()
-        self.rolls, self.rows = train_rolls, rows
+        self.songs, self.rows = train_songs, rows
         self.seed, self.batch_size = settings["seed"], settings["batch_size"]
         self.semitones = settings["transpose_range"]
-        self.lengths = np.array([len(roll) for roll in train_rolls])
+        self.onsets, self.meter = settings["onsets"], settings["meter"]
+        self.lengths = np.array([len(song) for song in train_songs])
         self.width = min(settings["seq_len"] + 1, self.lengths.max())  # one shape: traced once
         spans = np.minimum(self.lengths, self.width) - 1               # targets per window of each song
         self.odds = (self.lengths - 1) / spans                         # every frame equally likely to be seen
@@ -73,38 +76,47 @@ class WindowDataset(keras.utils.PyDataset):
         targets_per_batch = self.batch_size * (self.odds * spans).sum()
         self.batches = max(1, round((self.lengths - 1).sum() / targets_per_batch))
         self.epoch = 0
-        self.heard_before = heard_before_each_frame(train_rolls) if settings["pitch_profile"] else None
+        self.heard_before = heard_before_each_frame(train_songs) if settings["pitch_profile"] else None
 
     def __len__(self):
         return self.batches
 
     def __getitem__(self, index):
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        keys, rows = self.rolls[0].shape[1], self.rows
-        windows = np.zeros((self.batch_size, self.width, keys), np.float32)
+        keys, rows = self.songs[0].roll.shape[1], self.rows
+        windows = np.zeros((self.batch_size, self.width, frame_width(keys, self.onsets, self.meter)), np.float32)
         weights = np.zeros((self.batch_size, self.width - 1), np.float32)
         heard = np.zeros((self.batch_size, 12), np.float32)
-        for row, song in enumerate(rng.choice(len(self.rolls), self.batch_size, p=self.odds)):
+        for row, song in enumerate(rng.choice(len(self.songs), self.batch_size, p=self.odds)):
             start = rng.integers(0, self.lengths[song] - min(self.lengths[song], self.width) + 1)
-            piece = self.rolls[song][start:start + self.width]
-            shift = transposition(piece, rng, self.semitones)
-            windows[row, :len(piece)] = np.roll(piece, shift, axis=1)
+            frames = slice(start, start + self.width)
+            piece = model_frames(self.songs[song], self.onsets, self.meter, frames)
+            shift = transposition(self.songs[song].roll[frames], rng, self.semitones)
+            windows[row, :len(piece)] = transposed(piece, shift, keys, self.onsets)
             weights[row, :len(piece) - 1] = 1.0
             if self.heard_before is not None:
                 heard[row] = np.roll(self.heard_before[song][start], shift)
         inputs = (windows[rows], heard[rows]) if self.heard_before is not None else windows[rows]
-        return inputs, windows[rows, 1:], weights[rows]
+        return inputs, song_targets(windows[rows], keys, self.onsets), weights[rows]
 
 
-def make_window_dataset(train_rolls, settings):
+def make_window_dataset(train_songs, settings):
     """The WindowDataset of the rows of each batch that this process feeds (every row when it is the only process)."""
-    return WindowDataset(train_rolls, settings, distribute.local_rows(settings["batch_size"]))
+    return WindowDataset(train_songs, settings, distribute.local_rows(settings["batch_size"]))
 
 
 def heard_before_each_frame(songs):
-    """(frames, keys) rolls → per song a (frames + 1, 12) float32 array: row t, the notes per pitch class before frame t."""
-    fold = pitch_class_fold(songs[0].shape[1])
-    return [np.cumsum(np.concatenate([np.zeros((1, 12), np.float32), roll @ fold]), axis=0) for roll in songs]
+    """Songs → per song a (frames + 1, 12) float32 array: row t, the notes per pitch class before frame t."""
+    fold = pitch_class_fold(songs[0].roll.shape[1])
+    return [np.cumsum(np.concatenate([np.zeros((1, 12), np.float32), song.roll @ fold]), axis=0) for song in songs]
+
+
+def transposed(piece, shift, keys, onsets):
+    """(frames, channels) model frames moved shift keys up (down if negative): the keys sounding and the keys struck."""
+    moved = piece.copy()
+    for first in range(0, keys * (2 if onsets else 1), keys):
+        moved[:, first:first + keys] = np.roll(piece[:, first:first + keys], shift, axis=1)
+    return moved
 
 
 def transposition(piece, rng, semitones):
@@ -123,21 +135,28 @@ def build_model(settings, num_keys, max_notes=None):
     max_notes: the most keys on in any frame the model will score (None: any number), which the NADE head's
     training step costs in proportion to."""
     model = MusicLSTM(**model_config(settings, num_keys, max_notes))
-    model.compile(optimizer=make_optimizer(settings), loss=frame_nll)
+    model.compile(optimizer=make_optimizer(settings), loss=training_loss(settings))
     return model
+
+
+def training_loss(settings):
+    """The loss a model of these settings trains on: model.song_nll with onsets (the keys sounding and struck), else
+    model.frame_nll."""
+    return song_nll if settings["onsets"] else frame_nll
 
 
 def model_config(settings, num_keys, max_notes):
     """The MusicLSTM arguments these settings describe (the architecture its get_config reports)."""
     return {"num_keys": num_keys, "units": settings["hidden_size"], "layers": settings["num_layers"],
             "dropout": settings["dropout"], "head": settings["head"], "head_units": settings["head_size"],
-            "max_notes": max_notes, "pitch_profile": settings["pitch_profile"]}
+            "max_notes": max_notes, "pitch_profile": settings["pitch_profile"], "onsets": settings["onsets"],
+            "meter": settings["meter"]}
 
 
 def built(model):
     """The model, its weights made by calling it on two silent frames (and no notes heard before them) → model."""
-    rolls = np.zeros((1, 2, model.config["num_keys"]), np.float32)
-    model((rolls, np.zeros((1, 12), np.float32)) if model.config["pitch_profile"] else rolls)
+    frames = np.zeros((1, 2, model.width), np.float32)
+    model((frames, np.zeros((1, 12), np.float32)) if model.config["pitch_profile"] else frames)
     return model
 
 
@@ -160,27 +179,34 @@ def make_optimizer(settings, **options):
     return keras.optimizers.Adam(settings["learning_rate"], clipnorm=1.0, **ema, **options)
 
 
-def mean_frame_nll(scorer, song_rolls):
-    """Frame NLL (nats per predicted frame) of whole songs, each from its start with full context, by a model.SongScorer."""
-    nats, frames = scorer.total_nll(song_rolls)
-    return nats / max(frames, 1)
+def song_nlls(scorer, songs):
+    """NLL per predicted frame in nats of whole songs, each from its start with full context, by a model.SongScorer
+    → (the sounding keys', the onsets' (0 for a model without onsets))."""
+    config = scorer.model.config
+    sounding, struck, frames = scorer.total_nll([model_frames(song, config["onsets"], config["meter"]) for song in songs])
+    return sounding / max(frames, 1), struck / max(frames, 1)
 
 
-def bernoulli_nll(train_rolls, rolls):
-    """Independent-Bernoulli baseline (each key's training frequency) → mean NLL per predicted frame, nats."""
-    frames = np.concatenate(train_rolls)
+def bernoulli_nll(train_songs, songs):
+    """Independent-Bernoulli baseline (each key's training frequency) → mean NLL of the sounding keys per predicted
+    frame, nats."""
+    frames = np.concatenate([song.roll for song in train_songs])
     p = (frames.sum(axis=0) + 1.0) / (len(frames) + 2.0)
-    targets = np.concatenate([roll[1:] for roll in rolls])
+    targets = np.concatenate([song.roll[1:] for song in songs])
     return float(-(targets * np.log(p) + (~targets) * np.log1p(-p)).sum() / len(targets))
 
 
 def evaluate(model, parts):
-    """Frame NLL of the model and of the independent-Bernoulli baseline on the held-out songs → dict."""
-    scorer = SongScorer(model)
-    return {"valid_frame_nll": mean_frame_nll(scorer, parts["valid"]),
-            "test_frame_nll": mean_frame_nll(scorer, parts["test"]),
-            "valid_frame_nll_baseline": bernoulli_nll(parts["train"], parts["valid"]),
-            "test_frame_nll_baseline": bernoulli_nll(parts["train"], parts["test"])}
+    """NLL of the model (the sounding keys' frame NLL, and with onsets the onsets' NLL beside it) and of the
+    independent-Bernoulli baseline on the held-out songs → dict."""
+    scorer, metrics = SongScorer(model), {}
+    for part in ("valid", "test"):
+        metrics[f"{part}_frame_nll"], onsets = song_nlls(scorer, parts[part])
+        if model.config["onsets"]:
+            metrics[f"{part}_onset_nll"] = onsets
+    for part in ("valid", "test"):
+        metrics[f"{part}_frame_nll_baseline"] = bernoulli_nll(parts["train"], parts[part])
+    return metrics
 
 
 # ------------------------------------------------------------------ callbacks of the fit loop
@@ -239,15 +265,15 @@ class Progress(keras.callbacks.Callback):
 class ValidationNLL(keras.callbacks.Callback):
     """Adds val_frame_nll (whole held-out songs, scored on process 0) to each epoch's logs."""
 
-    def __init__(self, valid_rolls):
+    def __init__(self, valid_songs):
         super().__init__()
-        self.valid_rolls = valid_rolls
+        self.valid_songs = valid_songs
 
     def on_train_begin(self, logs=None):
         self.scorer = SongScorer(self.model)  # compiled once, reused every epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        logs["val_frame_nll"] = distribute.from_process_0(lambda: mean_frame_nll(self.scorer, self.valid_rolls))
+        logs["val_frame_nll"] = distribute.from_process_0(lambda: song_nlls(self.scorer, self.valid_songs)[0])
 
 
 class Stop(keras.callbacks.Callback):
@@ -337,7 +363,7 @@ class BestCheckpoint(Resumable, keras.callbacks.Callback):
 
 # ------------------------------------------------------------------ the fit loop
 
-def train(model, train_rolls, valid_rolls, settings, resumed=None):
+def train(model, train_songs, valid_songs, settings, resumed=None):
     """Fit the model on random windows; validate on whole songs each epoch; keep the best weights.
 
     Saves the best model to output_dir/best.keras and ends with its weights;
@@ -353,7 +379,7 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
     """
     resumed = resumed or {"epoch": 0, "minutes": 0.0, "history": {}, "callbacks": {}}
     checkpoint = os.path.join(settings["output_dir"], "best.keras")
-    windows = make_window_dataset(train_rolls, settings)
+    windows = make_window_dataset(train_songs, settings)
     writes = distribute.process_count_and_index()[1] == 0  # process 0 validates and writes; the others follow it
     caught, minutes = SignalCatcher(), Clock(resumed["minutes"])
     stop = Stop(caught, minutes, settings["max_minutes"])
@@ -365,7 +391,7 @@ def train(model, train_rolls, valid_rolls, settings, resumed=None):
     # with ema, the averaged weights are swapped in at each epoch's end, so validation and best.keras use them
     averaged = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if model.optimizer.use_ema else []
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: setattr(windows, "epoch", epoch)),
-                 *averaged, ValidationNLL(valid_rolls), stop, *resumables]
+                 *averaged, ValidationNLL(valid_songs), stop, *resumables]
     with signal_handler(caught):
         fitted = model.fit(windows, epochs=settings["epochs"], initial_epoch=resumed["epoch"], shuffle=False,
                            callbacks=callbacks + [Progress(settings["epochs"], sys.stdout.isatty())],
@@ -456,6 +482,6 @@ def saved_form(settings, num_keys, max_notes):
             "config": {"trainable": True, "dtype": keras.saving.serialize_keras_object(keras.config.dtype_policy()),
                        **model_config(settings, num_keys, max_notes)},
             "compile_config": {"optimizer": keras.saving.serialize_keras_object(ours),
-                               "loss": keras.saving.serialize_keras_object(frame_nll), "loss_weights": None,
+                               "loss": keras.saving.serialize_keras_object(training_loss(settings)), "loss_weights": None,
                                "metrics": None, "weighted_metrics": None, "run_eagerly": False,
                                "steps_per_execution": 1}}

@@ -62,7 +62,7 @@ def primer():
     samples = 44100 * 60 / 100  # a beat at 100 bpm
     notes = np.zeros(len(chords), NOTE_DTYPE)
     for row, (beat, pitch) in enumerate(chords):
-        notes[row] = (round(beat * samples), round((beat + 1) * samples), 1, pitch, np.nan, np.nan, 1.0, beat, 1.0)
+        notes[row] = (round(beat * samples), round((beat + 1) * samples), 1, pitch, np.nan, np.nan, 1.0, beat, 1.0, 0, 0)
     path = os.path.join(OUT, "primer.mid")
     midi_io.notes_to_midi(notes, path, bpm=100)
     return path

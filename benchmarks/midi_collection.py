@@ -45,7 +45,7 @@ def piece(number):
     samples_per_beat = SAMPLE_RATE * 60 / bpm
     for row, (pitch, start, beats, program) in enumerate(rows):
         notes[row] = (start * samples_per_beat, (start + beats) * samples_per_beat, program, pitch,
-                      np.nan, np.nan, beats, start, beats)
+                      np.nan, np.nan, beats, start, beats, 0, 0)
     return notes, bpm
 
 

@@ -219,7 +219,7 @@ def preprocessing_rows(rounds):
             loads.append(time.perf_counter() - started)
         hit = run_measured(command)
     labels = int(plain[0][1].split()[-1])
-    frames = sum(len(roll) for roll in loaded["rolls"])
+    frames = sum(len(song) for song in loaded["songs"])
     plain_s, cli_s = statistics.median(run[0] for run in plain), statistics.median(run[0] for run in cli)
     said = next(line for line in cli[0][1].splitlines() if line.startswith("read "))
     return [(f"plain `np.load(allow_pickle=True)` of every member (baseline; {RECORDINGS} recordings, "
@@ -259,33 +259,42 @@ def training_child(old_model):
     keras.utils.set_random_seed(settings["seed"])
     rng = np.random.default_rng(settings["seed"])
     width, batch = settings["seq_len"] + 1, settings["batch_size"]
-    long_songs = [roll for roll in songs if len(roll) >= width]
+    long_songs = [song for song in songs if len(song) >= width]
 
     def window():
-        roll = long_songs[rng.integers(len(long_songs))]
+        roll = long_songs[rng.integers(len(long_songs))].roll
         start = rng.integers(len(roll) - width + 1)
         return roll[start:start + width]
 
-    batches = [np.stack([window() for _ in range(batch)]).astype(np.float32) for _ in range(8)]
-    if old_model:
-        net = training.build_model(settings, num_keys=songs[0].shape[1])
-    else:
-        net = training.build_model(settings, num_keys=songs[0].shape[1], max_notes=rolls.most_keys_on(songs))
     weights = np.ones((batch, width - 1), np.float32)
+    num_keys = songs[0].roll.shape[1]
+    if old_model:  # it reads bare rolls and predicts their next frames
+        windows = [np.stack([window() for _ in range(batch)]).astype(np.float32) for _ in range(8)]
+        batches = [(frames, frames[:, 1:], weights) for frames in windows]
+        net = training.build_model(settings, num_keys=num_keys)
+    else:  # the windows training draws: the keys sounding and struck, the meter, the notes heard before
+        dataset = training.WindowDataset(long_songs, settings)
+        batches = [dataset[index] for index in range(8)]
+        net = training.build_model(settings, num_keys=num_keys, max_notes=rolls.most_keys_on([s.roll for s in songs]))
     times = []
     for step in range(WARMUP + STEPS):
-        windows = batches[step % len(batches)]
+        inputs, targets, weights = batches[step % len(batches)]
         started = time.perf_counter()
-        net.train_on_batch(windows, windows[:, 1:], sample_weight=weights)
+        net.train_on_batch(inputs, targets, sample_weight=weights)
         times.append(time.perf_counter() - started)
     step_s = statistics.median(times[WARMUP:])
     result = {"step": step_s, "frames_per_second": batch * (width - 1) / step_s}
-    primer = np.stack([long_songs[0][:settings["primer_frames"]]])
+    opening = long_songs[0][:settings["primer_frames"]]
+    if old_model:  # its Sampler takes a bare roll
+        primer, meter = opening.roll[None].astype(np.float32), ()
+    else:
+        primer = rolls.model_frames(opening, settings["onsets"], settings["meter"])[None]
+        meter = (rolls.meter_features(rolls.continue_meter(opening.meter, COMPOSE_FRAMES))[None],)
     try:
         sampler = model.Sampler(net, 1.0, settings["seed"])
-        list(sampler.frames(primer, 8))  # compiles the steps
+        list(sampler.frames(primer, 8, *meter))  # compiles the steps
         started = time.perf_counter()
-        list(sampler.frames(primer, COMPOSE_FRAMES))
+        list(sampler.frames(primer, COMPOSE_FRAMES, *meter))
         result["compose"] = time.perf_counter() - started
     except Exception as err:  # a backend the sampler does not run on: the table says so
         result["compose_error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"

@@ -56,7 +56,7 @@ def score_notes(*notes, bpm=120.0):
     for row, (pitch, start_beat, beats, *instrument) in enumerate(notes):
         samples_per_beat = SR * 60.0 / bpm
         array[row] = (round(start_beat * samples_per_beat), round((start_beat + beats) * samples_per_beat),
-                      instrument[0] if instrument else 1, pitch, np.nan, np.nan, beats, start_beat, beats)
+                      instrument[0] if instrument else 1, pitch, np.nan, np.nan, beats, start_beat, beats, 0, 0)
     return array
 
 

@@ -39,11 +39,15 @@ BACKEND_SENSITIVE = [
     "tests/test_model.py",
     "tests/test_training.py::test_a_loss_that_stops_being_finite_ends_training_with_the_best_weights",
     "tests/test_training.py::test_a_loss_that_is_never_finite_is_a_training_error",
+    "tests/test_training.py::test_evaluate_reports_the_onset_nll_beside_the_sounding_keys_nll_of_whole_songs",
+    "tests/test_compose.py::test_the_keys_a_model_strikes_again_are_written_as_a_note_off_and_a_note_on_at_one_tick",
+    "tests/test_compose.py::test_the_pieces_go_on_in_their_primers_meter_and_the_midi_carries_its_time_signature",
     "tests/test_resume.py::test_sigint_in_training_exits_130_with_a_checkpoint_and_the_command_to_continue",
     "tests/test_resume.py::test_the_printed_command_continues_the_run_to_the_end",
     "tests/test_resume.py::test_a_resume_model_exactly_as_training_saved_it_loads",
     "tests/test_saved_models.py::test_the_model_loads_safely_as_it_was_trained",
     "tests/test_saved_models.py::test_the_weights_counted_from_a_config_are_the_models",
+    "tests/test_saved_models.py::test_a_model_saved_before_onsets_and_meter_reads_as_one_without_them",
     "tests/test_shipped_model.py",
 ]
 
@@ -131,7 +135,8 @@ def test_whole_run_finishes_writes_midi_and_beats_the_baseline(tiny_runs):
         assert math.isfinite(metrics["valid_frame_nll"]) and math.isfinite(metrics["test_frame_nll"])
         assert metrics["test_frame_nll"] < metrics["test_frame_nll_baseline"]
         for number in (1, 2):
-            roll = midi_to_roll(out / f"generated_{number}.mid", lowest_note=21, highest_note=108, frames_per_second=4)
+            roll = midi_to_roll(out / f"generated_{number}.mid", lowest_note=21, highest_note=108,
+                                frames_per_second=4).roll
             assert roll.shape == (8 + 12, 88) and roll[8:].any()  # the primer, then a continuation that sounds
             assert (out / f"generated_{number}.wav").exists()
         assert (out / "report.html").exists()
@@ -150,4 +155,7 @@ def test_best_checkpoint_loads_on_this_suites_backend_and_scores_the_same(tiny_r
                                 default_settings())
     parts, _, _ = songs.load_songs(sources.open_source(str(data)), settings, save=False)
     loaded = keras.saving.load_model(out / "best.keras")
-    assert evaluate(loaded, parts)["test_frame_nll"] == pytest.approx(outcome(out)[1], rel=1e-5)
+    scored = evaluate(loaded, parts)
+    assert scored["test_frame_nll"] == pytest.approx(outcome(out)[1], rel=1e-5)
+    assert scored["test_onset_nll"] == pytest.approx(json.loads((out / "metrics.json").read_text())["test_onset_nll"],
+                                                     rel=1e-5)

@@ -2,6 +2,7 @@
 input as one line on stderr, and TensorFlow's start-up notices kept out of the log."""
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -65,11 +66,13 @@ def test_tiny_end_to_end_run_writes_midi_metrics_and_settings(tiny_runs):
     out, _ = tiny_runs
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"valid_frame_nll", "test_frame_nll", "test_frame_nll_baseline"} <= set(metrics)
+    assert {"valid_onset_nll", "test_onset_nll"} <= set(metrics)  # the onsets' NLL beside the sounding keys'
+    assert all(0 < metrics[name] < float("inf") for name in ("valid_onset_nll", "test_onset_nll"))
     assert json.loads((out / "settings.json").read_text())["epochs"] == 20
     assert (out / "best.keras").exists()
     for number in (1, 2):
         path = out / f"generated_{number}.mid"
-        roll = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
+        roll = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4).roll
         assert roll.shape == (8 + 12, 88)  # the primer, then the continuation
         markers = [(message.text, tick) for message, tick in timed_messages(path) if message.type == "marker"]
         assert markers == [("model continues", 8 * midi_io.TICKS_PER_FRAME)]
@@ -104,6 +107,7 @@ def test_tiny_run_learns_the_chord_pattern_beyond_key_frequencies(tiny_runs):
 def test_same_seed_gives_the_same_run(tiny_runs):
     first, second = (json.loads((out / "metrics.json").read_text()) for out in tiny_runs)
     assert (first["valid_frame_nll"], first["test_frame_nll"]) == (second["valid_frame_nll"], second["test_frame_nll"])
+    assert first["test_onset_nll"] == second["test_onset_nll"]
     for number in (1, 2):
         assert (tiny_runs[0] / f"generated_{number}.mid").read_bytes() == (tiny_runs[1] / f"generated_{number}.mid").read_bytes()
 
@@ -275,10 +279,12 @@ def test_one_corpus_in_three_formats_gives_the_same_test_nll(three_ways, tmp_pat
     metrics = {}
     for kind, path in paths.items():
         out = tmp_path / kind
+        # meter off: the CSV release has no bar lines, while a MIDI file always has a meter (4/4 when it says none)
         assert cd.main([f"--data_path={path}", f"--split_path={split}", f"--output_dir={out}",
-                        f"--cache_dir={tmp_path / 'cache'}", *TINY]) == 0
+                        f"--cache_dir={tmp_path / 'cache'}", *TINY, "--meter=False"]) == 0
         metrics[kind] = json.loads((out / "metrics.json").read_text())
     assert metrics["npz"]["test_frame_nll"] == metrics["csv"]["test_frame_nll"] == metrics["midi"]["test_frame_nll"]
+    assert metrics["npz"]["test_onset_nll"] == metrics["csv"]["test_onset_nll"] == metrics["midi"]["test_onset_nll"]
     assert metrics["npz"]["test_songs"] == ["1006", "1007"]
 
 
@@ -295,8 +301,9 @@ def test_a_users_midi_primes_generation_and_opens_the_result(three_ways, tmp_pat
     written = midi_io.midi_to_notes(out / "generated_1.mid")
     settings = configurator.resolve_settings(TINY, configurator.default_settings())
     expected = rolls.organize_song(midi_io.midi_to_notes(primer), **settings)[:8]
-    generated = rolls.organize_song(written, **settings)
-    np.testing.assert_array_equal(generated[:8], expected)
+    generated = rolls.organize_song(written, **settings)[:8]
+    for field in ("roll", "onsets", "meter"):  # the primer's notes, each struck where it was, in its bars
+        np.testing.assert_array_equal(getattr(generated, field), getattr(expected, field))
     marker_ticks = [tick for message, tick in timed_messages(out / "generated_1.mid") if message.type == "marker"]
     assert marker_ticks == [8 * midi_io.TICKS_PER_FRAME]
 
@@ -382,6 +389,8 @@ def test_one_or_two_midi_files_under_home_train_and_compose_for_the_instrument_a
                     "--head_size=4", "--seq_len=8", "--batch_size=4", "--primer_frames=4", "--generate_frames=4",
                     "--num_outputs=1", "--instrument=Cello", "--velocity=90", "--primer_path=~/midi/piece0.mid"]) == 0
     said = capsys.readouterr().out
+    assert re.search(r"\ntest frame NLL [\d.]+ nats of the sounding keys \(independent-Bernoulli baseline [\d.]+\); "
+                     r"onset NLL [\d.]+ beside it; ", said)
     assert f"note: {count} usable recording(s) are too few to split into train, valid and test recordings" in said
     assert "the pieces are written for Cello (General MIDI program 43) at velocity 90, 72 bpm (the primer's tempo)\n" in said
     messages = [message for message, _ in timed_messages(tmp_path / "out" / "generated_1.mid")]
@@ -449,7 +458,7 @@ def test_a_bare_model_file_composes_from_a_primer_without_any_data(tiny_runs, tm
     assert cd.main([f"--model_path={tmp_path / 'shipped.keras'}", f"--primer_path={tmp_path / 'primer.mid'}",
                     f"--data_path={tmp_path / 'no data'}", f"--output_dir={tmp_path / 'out'}", "--primer_frames=8",
                     "--generate_frames=12", "--num_outputs=1"]) == 0
-    roll = midi_to_roll(tmp_path / "out" / "generated_1.mid", lowest_note=21, highest_note=108, frames_per_second=4)
+    roll = midi_to_roll(tmp_path / "out" / "generated_1.mid", lowest_note=21, highest_note=108, frames_per_second=4).roll
     assert roll.shape == (20, 88) and roll[:4, [60 - 21, 64 - 21]].all()  # the primer's chord, then the model's
     assert "statistics" not in json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert "no statistics" in (tmp_path / "out" / "report.html").read_text()
@@ -457,7 +466,9 @@ def test_a_bare_model_file_composes_from_a_primer_without_any_data(tiny_runs, tm
 
 @pytest.mark.parametrize("arg, message", [("--lowest_note=36", "lowest_note=36 (the model's: 21)"),
                                           ("--steps_per_second=2", "steps_per_second=2.0 (the model's: 4.0)"),
-                                          ("--head=sigmoid", "head='sigmoid' (the model's: 'nade')")])
+                                          ("--head=sigmoid", "head='sigmoid' (the model's: 'nade')"),
+                                          ("--onsets=False", "onsets=False (the model's: True)"),
+                                          ("--meter=False", "meter=False (the model's: True)")])
 def test_settings_a_saved_model_cannot_compose_with_are_refused_in_one_line(tiny_runs, arg, message, tmp_path, capsys):
     err = refused(capsys, [f"--model_path={tiny_runs[0]}", f"--output_dir={tmp_path / 'out'}", arg])
     assert f"model_path {tiny_runs[0] / 'best.keras'} was trained with other settings than {message}" in err

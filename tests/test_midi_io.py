@@ -1,8 +1,10 @@
 """midi_io: MIDI files → notes, rolls and performances, and notes and rolls → MIDI files, through real files
 written with mido or byte by byte."""
+import math
 import os
 import struct
 import tracemalloc
+from fractions import Fraction
 
 import mido
 import numpy as np
@@ -62,6 +64,11 @@ def off(tick, pitch, channel=0):
 def beats(notes):
     """Notes → [(pitch, instrument, start_beat, beats)] in their order."""
     return [(int(n["note"]), int(n["instrument"]), float(n["start_beat"]), float(n["beats"])) for n in notes]
+
+
+def bars(notes):
+    """Notes → [(measure, beat, numerator, denominator)] in their order."""
+    return [(int(n["measure"]), float(n["beat"]), int(n["numerator"]), int(n["denominator"])) for n in notes]
 
 
 def seconds(notes):
@@ -177,10 +184,10 @@ def test_zero_length_notes_are_dropped(tmp_path):
     assert beats(midi_to_notes(path)) == [(62, 1, 1.0, 1.0)]  # 64 starts at the last event: no length either
 
 
-def test_written_duration_is_the_length_in_quarters_and_bar_fields_are_nan(tmp_path):
-    notes = midi_to_notes(midi_file(tmp_path / "a.mid", notes_track((60, 80, 0, 720))))
+def test_written_duration_is_the_length_in_quarters_and_bars_are_4_4_without_a_time_signature(tmp_path):
+    notes = midi_to_notes(midi_file(tmp_path / "a.mid", notes_track((60, 80, 0, 720), (62, 80, 2400, 2880))))
     assert notes["quarters"][0] == 1.5
-    assert np.isnan(notes["measure"]).all() and np.isnan(notes["beat"]).all()
+    assert bars(notes) == [(0, 0.0, 4, 4), (1, 0.25, 4, 4)]  # beat 5 is the second beat of bar 1
 
 
 def test_type_0_file_reads_like_type_1(tmp_path):
@@ -211,6 +218,77 @@ def test_chunks_other_than_tracks_are_skipped(tmp_path):
     track = bytes([0, 0x90, 60, 80, 0x83, 0x60, 0x80, 60, 0])  # note 60 for 480 ticks
     path.write_bytes(smf(num_tracks=1) + b"XFIH" + struct.pack(">L", 3) + b"abc" + b"MTrk" + struct.pack(">L", 9) + track)
     assert beats(midi_to_notes(path)) == [(60, 1, 0.0, 1.0)]
+
+
+# ------------------------------------------------------------------ reading: bars from time signatures
+
+def meter(tick, numerator, denominator):
+    """A time_signature event at tick."""
+    return tick, mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator)
+
+
+def repeated(pitch, count, length=480, start=0):
+    """count notes of one pitch one after another from tick start, each `length` ticks: the key re-struck."""
+    return notes_track(*[(pitch, 80, start + length * i, start + length * (i + 1)) for i in range(count)])
+
+
+def test_3_4_bars_count_from_0_and_beat_is_the_fraction_of_the_bar(tmp_path):
+    path = midi_file(tmp_path / "a.mid", [meter(0, 3, 4)], repeated(60, 7))
+    assert bars(midi_to_notes(path)) == [(0, 0.0, 3, 4), (0, 1 / 3, 3, 4), (0, 2 / 3, 3, 4), (1, 0.0, 3, 4),
+                                         (1, 1 / 3, 3, 4), (1, 2 / 3, 3, 4), (2, 0.0, 3, 4)]
+
+
+def test_a_6_8_bar_holds_six_eighths(tmp_path):
+    path = midi_file(tmp_path / "a.mid", [meter(0, 6, 8)], repeated(67, 8, length=240))
+    assert bars(midi_to_notes(path)) == [(0, step / 6, 6, 8) for step in range(6)] + [(1, 0.0, 6, 8), (1, 1 / 6, 6, 8)]
+
+
+def test_a_short_first_time_signature_is_a_pickup_bar(tmp_path):
+    path = midi_file(tmp_path / "a.mid", [meter(0, 1, 4), meter(480, 3, 4)], repeated(60, 5))
+    assert bars(midi_to_notes(path)) == [(0, 0.0, 1, 4), (1, 0.0, 3, 4), (1, 1 / 3, 3, 4), (1, 2 / 3, 3, 4),
+                                         (2, 0.0, 3, 4)]
+
+
+def test_leading_rests_put_the_first_note_inside_bar_0(tmp_path):
+    path = midi_file(tmp_path / "a.mid", [meter(0, 3, 4)], repeated(60, 3, start=960))  # an upbeat on beat 3
+    assert bars(midi_to_notes(path)) == [(0, 2 / 3, 3, 4), (1, 0.0, 3, 4), (1, 1 / 3, 3, 4)]
+
+
+def test_a_time_signature_inside_a_bar_starts_a_new_bar_there(tmp_path):
+    path = midi_file(tmp_path / "a.mid", [meter(0, 4, 4), meter(960, 3, 4), meter(2400, 3, 4), meter(2880, 3, 4)],
+                     repeated(60, 7))  # the same signature again at 2880 starts a bar too
+    assert bars(midi_to_notes(path)) == [(0, 0.0, 4, 4), (0, 0.25, 4, 4), (1, 0.0, 3, 4), (1, 1 / 3, 3, 4),
+                                         (1, 2 / 3, 3, 4), (2, 0.0, 3, 4), (3, 0.0, 3, 4)]
+
+
+def test_tempo_and_meter_changes_mid_piece_move_seconds_and_bars_each_on_its_own(tmp_path):
+    conductor = [tempo(0, 120), meter(0, 2, 4), tempo(960, 60), meter(1920, 3, 8)]
+    notes = midi_to_notes(midi_file(tmp_path / "a.mid", conductor, repeated(72, 12, length=240)))
+    assert bars(notes) == [(0, 0.0, 2, 4), (0, 0.25, 2, 4), (0, 0.5, 2, 4), (0, 0.75, 2, 4),
+                           (1, 0.0, 2, 4), (1, 0.25, 2, 4), (1, 0.5, 2, 4), (1, 0.75, 2, 4),
+                           (2, 0.0, 3, 8), (2, 1 / 3, 3, 8), (2, 2 / 3, 3, 8), (3, 0.0, 3, 8)]
+    assert [start for start, _ in seconds(notes)][::4] == [0.0, 1.0, 3.0]  # 60 bpm from beat 2
+
+
+def test_time_signatures_at_one_tick_the_last_holds_earlier_tracks_first(tmp_path):
+    path = midi_file(tmp_path / "a.mid", [meter(0, 3, 4)], [meter(0, 7, 8), meter(0, 2, 4), *repeated(60, 3)])
+    assert bars(midi_to_notes(path)) == [(0, 0.0, 2, 4), (0, 0.5, 2, 4), (1, 0.0, 2, 4)]
+
+
+MALFORMED_SIGNATURES = {  # name: the time_signature meta event's bytes after its delta time
+    "numerator_0": bytes([0xFF, 0x58, 4, 0, 2, 24, 8]),
+    "denominator_512": bytes([0xFF, 0x58, 4, 3, 9, 24, 8]),
+    "one_data_byte": bytes([0xFF, 0x58, 1, 3]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_SIGNATURES))
+def test_a_malformed_time_signature_is_ignored(tmp_path, name):
+    note = bytes([0, 0x90, 60, 80, 0x87, 0x40, 0x80, 60, 0])  # note 60 held 960 ticks
+    again = bytes([0x8B, 0x20, 0x90, 60, 80, 0x83, 0x60, 0x80, 60, 0])  # 1440 ticks later, for 480
+    path = tmp_path / "a.mid"
+    path.write_bytes(smf(bytes([0]) + MALFORMED_SIGNATURES[name] + note + again))
+    assert bars(midi_to_notes(path)) == [(0, 0.0, 4, 4), (1, 0.25, 4, 4)]  # as if it were not there: 4/4
 
 
 # ------------------------------------------------------------------ reading: files that cannot be used
@@ -340,7 +418,27 @@ def reference_notes(path):
     kept = sorted((note for note in found if note["channel"] != 9 and note["end_tick"] > note["start_tick"]),
                   key=lambda note: (note["start_tick"], note["key"]))
     return [(note["key"], note["program"] + 1, note["start_tick"] / ticks_per_beat,
-             (note["end_tick"] - note["start_tick"]) / ticks_per_beat, note["start"], note["end"]) for note in kept]
+             (note["end_tick"] - note["start_tick"]) / ticks_per_beat, note["start"], note["end"], note["start_tick"])
+            for note in kept]
+
+
+def reference_bars(path, ticks):
+    """Where ticks fall in the bars of a file, counted slowly with fractions from mido's reading →
+    [(measure, beat, numerator, denominator)]: 4/4 until a time signature, each one starting a bar, the last at a tick holding."""
+    midi, tick, changes = mido.MidiFile(path), 0, [(0, 4, 4)]
+    for message in mido.merge_tracks(midi.tracks):
+        tick += message.time
+        if message.type == "time_signature":
+            changes.append((tick, message.numerator, message.denominator))
+    found = []
+    for at in ticks:
+        bar, start, numerator, denominator = 0, 0, 4, 4
+        for change, *signature in (change for change in changes if change[0] <= at):
+            bar += math.ceil(Fraction((change - start) * denominator, 4 * numerator * midi.ticks_per_beat))
+            start, (numerator, denominator) = change, signature
+        position = Fraction((at - start) * denominator, 4 * numerator * midi.ticks_per_beat)
+        found.append((bar + math.floor(position), float(position % 1), numerator, denominator))
+    return found
 
 
 channels = st.sampled_from([0, 0, 1, 9])  # few channels and pitches: notes of one pitch overlap often
@@ -355,6 +453,8 @@ messages = st.one_of(
     st.just(mido.Message("control_change", control=7, value=100)),
     st.just(mido.Message("sysex", data=[0x7E, 0x7F])),
     st.just(mido.MetaMessage("text", text="hello")),
+    st.builds(lambda n, d: mido.MetaMessage("time_signature", numerator=n, denominator=d),
+              st.integers(1, 13), st.sampled_from([1, 2, 4, 8, 16, 64])),
 )
 tracks = st.lists(st.lists(st.tuples(st.sampled_from([0, 0, 1, 60, 300]), messages), min_size=4, max_size=40),
                   min_size=1, max_size=3)
@@ -366,6 +466,7 @@ def test_any_file_reads_as_mido_reads_it(tmp_path, events, ticks_per_beat):
     path = delta_file(tmp_path / "random.mid", events, ticks_per_beat)
     notes, expected = midi_to_notes(path), reference_notes(path)
     assert beats(notes) == [row[:4] for row in expected]
+    assert bars(notes) == reference_bars(path, [row[6] for row in expected])
     np.testing.assert_allclose(notes["start"], [row[4] * SR for row in expected], rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(notes["end"], [row[5] * SR for row in expected], rtol=1e-9, atol=1e-6)
 
@@ -513,9 +614,10 @@ def test_the_same_music_gives_the_same_rolls_from_notes_and_from_midi(tmp_path):
     notes_to_midi(notes, tmp_path / "quartet.mid", bpm=120)
     back = midi_to_notes(tmp_path / "quartet.mid")
     for grid in ({"time_base": "seconds", "steps_per_second": 8.0}, {"time_base": "beats", "steps_per_beat": 4}):
-        expected = rolls.organize_song(notes, **grid)
-        assert expected.any()
-        np.testing.assert_array_equal(rolls.organize_song(back, **grid), expected)
+        expected, read = rolls.organize_song(notes, **grid), rolls.organize_song(back, **grid)
+        assert expected.roll.any()
+        np.testing.assert_array_equal(read.roll, expected.roll)
+        np.testing.assert_array_equal(read.onsets, expected.onsets)
 
 
 eighths = st.integers(0, 8 * 50).map(lambda n: n / 8)
@@ -538,7 +640,9 @@ def test_notes_to_midi_then_midi_to_notes_gives_the_notes_back(tmp_path, rows, b
     np.testing.assert_allclose(back["start"], notes["start"], rtol=1e-12, atol=1e-6)
     np.testing.assert_allclose(back["end"], notes["end"], rtol=1e-12, atol=1e-6)
     for grid in ({"time_base": "seconds", "steps_per_second": 10.0}, {"time_base": "beats", "steps_per_beat": 8}):
-        np.testing.assert_array_equal(rolls.organize_song(back, **grid), rolls.organize_song(notes, **grid))
+        read, expected = rolls.organize_song(back, **grid), rolls.organize_song(notes, **grid)
+        np.testing.assert_array_equal(read.roll, expected.roll)
+        np.testing.assert_array_equal(read.onsets, expected.onsets)
 
 
 # ------------------------------------------------------------------ rolls → MIDI files → rolls
@@ -564,21 +668,23 @@ def test_roll_to_midi_to_roll_round_trip_in_seconds(tmp_path):
     notes = roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=8, bpm=60)
     assert notes == 5
     back = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=8)
-    np.testing.assert_array_equal(back, example_roll())
+    np.testing.assert_array_equal(back.roll, example_roll())
+    np.testing.assert_array_equal(back.onsets, rolls.struck(example_roll()))
+    assert (back.meter == rolls.UNKNOWN_METER).all()  # the seconds grid knows no bars
 
 
 def test_round_trip_on_the_beat_grid_at_another_tempo(tmp_path):
     path = tmp_path / "song.mid"
     roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=100)
     back = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4 * 100 / 60)
-    np.testing.assert_array_equal(back, example_roll())
+    np.testing.assert_array_equal(back.roll, example_roll())
 
 
 def test_trailing_silence_survives_the_round_trip(tmp_path):
     roll = np.zeros((16, 88), bool)
     roll[0:2, 40] = True
     roll_to_midi(roll, tmp_path / "a.mid", lowest_note=21, frames_per_beat=4, bpm=60)
-    assert midi_to_roll(tmp_path / "a.mid", lowest_note=21, highest_note=108, frames_per_second=4).shape == (16, 88)
+    assert midi_to_roll(tmp_path / "a.mid", lowest_note=21, highest_note=108, frames_per_second=4).roll.shape == (16, 88)
 
 
 def test_midi_file_has_the_program_tempo_and_pitches(tmp_path):
@@ -594,7 +700,7 @@ def test_midi_file_has_the_program_tempo_and_pitches(tmp_path):
 def test_empty_roll_writes_a_valid_silent_file(tmp_path):
     path = tmp_path / "empty.mid"
     assert roll_to_midi(np.zeros((8, 88), bool), path, lowest_note=21, frames_per_beat=4, bpm=60) == 0
-    assert not midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4).any()
+    assert not midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4).roll.any()
 
 
 def test_midi_file_is_written_whole_with_ordinary_permissions(tmp_path):
@@ -643,7 +749,7 @@ def test_marker_marks_the_frame_where_the_model_takes_over(tmp_path):
     markers = [(tick, message.text) for tick, message in absolute_events(path) if message.type == "marker"]
     assert markers == [(10 * TICKS_PER_FRAME, "model continues")]
     back = midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4)
-    np.testing.assert_array_equal(back, example_roll())  # the marker changes no note
+    np.testing.assert_array_equal(back.roll, example_roll())  # the marker changes no note
 
 
 def test_marker_comes_after_the_notes_that_end_and_before_those_that_start_at_its_frame(tmp_path):
@@ -662,7 +768,7 @@ def test_marker_may_sit_at_the_first_or_after_the_last_frame(tmp_path, frame):
     path = tmp_path / "song.mid"
     roll_to_midi(example_roll(), path, lowest_note=21, frames_per_beat=4, bpm=60, marker_frame=frame)
     assert [tick for tick, message in absolute_events(path) if message.type == "marker"] == [frame * TICKS_PER_FRAME]
-    assert midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4).shape == (24, 88)
+    assert midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4).roll.shape == (24, 88)
 
 
 def test_no_marker_unless_asked(tmp_path):
@@ -686,7 +792,163 @@ def test_drums_are_left_out_of_a_roll_read_from_midi(tmp_path):
     mido.MidiFile(ticks_per_beat=480, tracks=[track]).save(path)  # one beat at 120 bpm: 2 frames at 4 a second
     expected = np.zeros((2, 88), bool)
     expected[:, 60 - 21] = True
-    np.testing.assert_array_equal(midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4), expected)
+    np.testing.assert_array_equal(midi_to_roll(path, lowest_note=21, highest_note=108, frames_per_second=4).roll, expected)
+
+
+# ------------------------------------------------------------------ songs → MIDI files: re-struck notes and time signatures
+
+def song_of(frames, notes, meter=None, keys=88):
+    """(key, start_frame, end_frame) notes → Song struck at each start (a key re-struck where one note follows another)."""
+    roll, onsets = np.zeros((frames, keys), bool), np.zeros((frames, keys), bool)
+    for key, start, end in notes:
+        roll[start:end, key] = onsets[start, key] = True
+    return rolls.Song(roll, onsets, meter)
+
+
+def bar_meter(*bars, start=0):
+    """(frames, numerator, denominator) bars one after another → (frames, 4) meter, from `start` frames into the first."""
+    return np.array([(at, frames, numerator, denominator) for frames, numerator, denominator in bars
+                     for at in range(frames)][start:], np.int16)
+
+
+def note_events(path):
+    """(tick, 'on' or 'off', pitch) of a file's first track, in the order written."""
+    return [(tick, "on" if message.type == "note_on" and message.velocity else "off", message.note)
+            for tick, message in absolute_events(path) if message.type in ("note_on", "note_off")]
+
+
+def signatures(path):
+    """(tick, numerator, denominator) of the time signatures in a file's first track."""
+    return [(tick, message.numerator, message.denominator)
+            for tick, message in absolute_events(path) if message.type == "time_signature"]
+
+
+def test_a_re_struck_key_is_a_note_off_then_a_note_on_at_one_tick(tmp_path):
+    path = tmp_path / "a.mid"
+    assert roll_to_midi(song_of(8, [(39, 0, 2), (39, 2, 4), (39, 4, 8)]), path, lowest_note=21, frames_per_beat=4,
+                        bpm=120) == 3
+    assert note_events(path) == [(0, "on", 60), (240, "off", 60), (240, "on", 60), (480, "off", 60), (480, "on", 60),
+                                 (960, "off", 60)]
+
+
+def test_a_tremolo_writes_every_stroke(tmp_path):
+    strokes = [(39, frame, frame + 1) for frame in range(8)] + [(43, 0, 4), (43, 4, 8)]  # 16ths on C, E twice held
+    path = tmp_path / "a.mid"
+    assert roll_to_midi(song_of(8, strokes), path, lowest_note=21, frames_per_beat=4, bpm=120) == 10
+    assert beats(midi_to_notes(path)) == sorted([(60, 1, frame / 4, 0.25) for frame in range(8)] +
+                                                [(64, 1, 0.0, 1.0), (64, 1, 1.0, 1.0)], key=lambda note: (note[2], note[0]))
+
+
+def test_a_note_tied_across_a_bar_line_is_one_note(tmp_path):
+    path = tmp_path / "a.mid"
+    song = song_of(24, [(39, 8, 16), (43, 0, 24)], bar_meter((12, 3, 4), (12, 3, 4)))
+    assert roll_to_midi(song, path, lowest_note=21, frames_per_beat=4, bpm=120) == 2
+    assert note_events(path) == [(0, "on", 64), (960, "on", 60), (1920, "off", 60), (2880, "off", 64)]
+    assert signatures(path) == [(0, 3, 4)]
+
+
+def test_time_signatures_are_written_at_frame_0_and_where_they_change(tmp_path):
+    path = tmp_path / "a.mid"
+    song = song_of(56, [(39, 0, 56)], bar_meter((12, 3, 4), (12, 3, 4), (12, 6, 8), (12, 6, 8), (8, 2, 4)))
+    roll_to_midi(song, path, lowest_note=21, frames_per_beat=4, bpm=120)
+    assert signatures(path) == [(0, 3, 4), (24 * TICKS_PER_FRAME, 6, 8), (48 * TICKS_PER_FRAME, 2, 4)]
+
+
+def test_a_bar_cut_short_is_followed_by_its_time_signature_again(tmp_path):
+    path = tmp_path / "a.mid"
+    song = song_of(40, [(39, 0, 40)], bar_meter((16, 4, 4), (8, 4, 4), (16, 4, 4)))
+    roll_to_midi(song, path, lowest_note=21, frames_per_beat=4, bpm=120)
+    assert signatures(path) == [(0, 4, 4), (24 * TICKS_PER_FRAME, 4, 4)]  # MIDI starts a bar at each time signature
+
+
+def test_a_pickup_gets_a_time_signature_for_the_rest_of_its_bar_then_its_bars_own(tmp_path):
+    path = tmp_path / "a.mid"
+    song = song_of(27, [(39, 0, 27)], bar_meter((12, 3, 4), (12, 3, 4), (12, 3, 4), start=9))  # 3 16ths before bar 1
+    roll_to_midi(song, path, lowest_note=21, frames_per_beat=4, bpm=120)
+    assert signatures(path) == [(0, 3, 16), (3 * TICKS_PER_FRAME, 3, 4)]
+
+
+def test_a_pickup_counted_in_eighths_gets_eighths(tmp_path):
+    path = tmp_path / "a.mid"
+    roll_to_midi(song_of(18, [(39, 0, 18)], bar_meter((16, 4, 4), (16, 4, 4), start=14)), path, lowest_note=21,
+                 frames_per_beat=4, bpm=120)
+    assert signatures(path) == [(0, 1, 8), (2 * TICKS_PER_FRAME, 4, 4)]
+
+
+def test_a_pickup_no_time_signature_can_count_gets_none_before_its_first_bar_line(tmp_path):
+    path = tmp_path / "a.mid"  # 3 frames a beat: one frame is a third of a beat, which no n/2**k counts
+    roll_to_midi(song_of(10, [(39, 0, 10)], bar_meter((9, 3, 4), (9, 3, 4), start=8)), path, lowest_note=21,
+                 frames_per_beat=3, bpm=120)
+    assert signatures(path) == [(1 * TICKS_PER_FRAME, 3, 4)]
+
+
+def test_no_time_signature_where_the_meter_is_unknown(tmp_path):
+    roll_to_midi(example_roll(), tmp_path / "bare.mid", lowest_note=21, frames_per_beat=4, bpm=120)
+    assert signatures(tmp_path / "bare.mid") == []
+    meter = np.concatenate([np.tile(np.int16(rolls.UNKNOWN_METER), (4, 1)), bar_meter((8, 2, 4), (8, 2, 4))])
+    roll_to_midi(song_of(20, [(39, 0, 20)], meter), tmp_path / "later.mid", lowest_note=21, frames_per_beat=4, bpm=120)
+    assert signatures(tmp_path / "later.mid") == [(4 * TICKS_PER_FRAME, 2, 4)]
+
+
+def test_the_time_signature_comes_first_at_its_tick(tmp_path):
+    path = tmp_path / "a.mid"
+    song = song_of(16, [(39, 0, 8), (39, 8, 16)], bar_meter((8, 2, 4), (8, 3, 8)))
+    roll_to_midi(song, path, lowest_note=21, frames_per_beat=4, bpm=120, marker_frame=8)
+    at_bar_line = [message.type for tick, message in absolute_events(path) if tick == 8 * TICKS_PER_FRAME]
+    assert at_bar_line == ["time_signature", "note_off", "marker", "note_on"]
+
+
+def read_on_the_beat_grid(path, steps_per_beat=4):
+    """A MIDI file → its Song on the beat grid, MIDI 21-108."""
+    return rolls.organize_song(midi_to_notes(path), time_base="beats", steps_per_beat=steps_per_beat)
+
+
+def assert_same_song(song, expected):
+    np.testing.assert_array_equal(song.roll, expected.roll)
+    np.testing.assert_array_equal(song.onsets, expected.onsets)
+    np.testing.assert_array_equal(song.meter, expected.meter)
+
+
+def test_a_written_song_reads_back_the_same_on_the_beat_grid(tmp_path):
+    notes = [(39, 0, 2), (39, 2, 4), (39, 4, 12), (43, 6, 18), (46, 12, 13), (46, 13, 14), (46, 14, 15),
+             (39, 24, 30), (39, 30, 36), (43, 24, 48), (46, 36, 38), (46, 38, 40), (46, 42, 48)]
+    song = song_of(48, notes, bar_meter((12, 3, 4), (12, 3, 4), (12, 6, 8), (12, 6, 8)))
+    roll_to_midi(song, tmp_path / "a.mid", lowest_note=21, frames_per_beat=4, bpm=90)
+    assert_same_song(read_on_the_beat_grid(tmp_path / "a.mid"), song)
+
+
+def test_a_written_pickup_reads_back_as_a_short_first_bar(tmp_path):
+    song = song_of(27, [(39, 0, 3), (39, 3, 15), (43, 15, 27)], bar_meter((12, 3, 4), (12, 3, 4), (12, 3, 4), start=9))
+    roll_to_midi(song, tmp_path / "a.mid", lowest_note=21, frames_per_beat=4, bpm=90)
+    back = read_on_the_beat_grid(tmp_path / "a.mid")
+    assert_same_song(back[3:], song[3:])
+    np.testing.assert_array_equal(back.meter[:3], [(0, 3, 3, 16), (1, 3, 3, 16), (2, 3, 3, 16)])
+
+
+def struck_frames(path, frames_per_beat):
+    """{pitch: sorted frames struck}: each note_on of a file counted with mido, its tick rounded to the nearest frame
+    (half up)."""
+    midi, found = mido.MidiFile(path), {}
+    tick = 0
+    for message in mido.merge_tracks(midi.tracks):
+        tick += message.time
+        if message.type == "note_on" and message.velocity:
+            found.setdefault(message.note, set()).add(math.floor(tick * frames_per_beat / midi.ticks_per_beat + 0.5))
+    return {pitch: sorted(frames) for pitch, frames in sorted(found.items())}
+
+
+def test_midi_through_a_song_and_back_keeps_every_onset_the_grid_resolves(tmp_path):
+    chords = [(pitch, 80, start, start + 240) for start in range(0, 1920, 240) for pitch in (60, 64, 67)]  # 8th chords
+    tremolo = [(48, 80, start, start + 60) for start in range(1920, 2880, 60)]  # 32nds: 16 strokes in 9 frames
+    tie = [(72, 80, 960, 2400), (72, 80, 2400, 2520), (76, 80, 2520, 3000)]  # across the bar line at 1440 (3/4)
+    source = midi_file(tmp_path / "source.mid", [meter(0, 3, 4), tempo(0, 80), tempo(1440, 100)],
+                       notes_track(*chords), notes_track(*tremolo, channel=1), notes_track(*tie, channel=2))
+    song = read_on_the_beat_grid(source)
+    roll_to_midi(song, tmp_path / "written.mid", lowest_note=21, frames_per_beat=4, bpm=80)
+    assert struck_frames(tmp_path / "written.mid", 4) == struck_frames(source, 4)
+    assert struck_frames(source, 4) == {48: list(range(16, 25)), 60: list(range(0, 16, 2)), 64: list(range(0, 16, 2)),
+                                        67: list(range(0, 16, 2)), 72: [8, 20], 76: [21]}
+    assert signatures(tmp_path / "written.mid") == [(0, 3, 4)]
 
 
 # ------------------------------------------------------------------ property tests: rolls through MIDI files and back
@@ -695,35 +957,38 @@ ROUND_TRIP_EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_c
 
 
 @st.composite
-def keyboard_rolls(draw):
-    """(roll, lowest_note): a random (frames, keys) bool roll placed somewhere on the MIDI range."""
+def keyboard_songs(draw):
+    """(song, lowest_note): a Song of random keys sounding and struck (meter unknown) somewhere on the MIDI range."""
     keys = draw(st.integers(1, 24))
     roll = draw(arrays(bool, st.tuples(st.integers(0, 40), st.just(keys))))
-    return roll, draw(st.integers(0, 128 - keys))
+    song = rolls.Song(roll, draw(arrays(bool, st.just(roll.shape))))
+    return song, draw(st.integers(0, 128 - keys))
 
 
 @ROUND_TRIP_EXAMPLES
-@given(roll_and_lowest=keyboard_rolls(), fps=st.integers(1, 16))
+@given(song_and_lowest=keyboard_songs(), fps=st.integers(1, 16))
 @pytest.mark.filterwarnings("error::RuntimeWarning")
-def test_roll_through_a_midi_file_and_back_on_the_seconds_grid(tmp_path, roll_and_lowest, fps):
-    roll, lowest = roll_and_lowest
+def test_a_song_through_a_midi_file_and_back_on_the_seconds_grid(tmp_path, song_and_lowest, fps):
+    song, lowest = song_and_lowest
     path = tmp_path / "song.mid"
-    roll_to_midi(roll, path, lowest_note=lowest, frames_per_beat=fps, bpm=60)  # one MIDI beat = one second
-    back = midi_to_roll(path, lowest_note=lowest, highest_note=lowest + roll.shape[1] - 1, frames_per_second=fps)
-    np.testing.assert_array_equal(back, roll)
+    roll_to_midi(song, path, lowest_note=lowest, frames_per_beat=fps, bpm=60)  # one MIDI beat = one second
+    back = midi_to_roll(path, lowest_note=lowest, highest_note=lowest + song.roll.shape[1] - 1, frames_per_second=fps)
+    np.testing.assert_array_equal(back.roll, song.roll)
+    np.testing.assert_array_equal(back.onsets, song.onsets)
 
 
 @ROUND_TRIP_EXAMPLES
-@given(roll_and_lowest=keyboard_rolls(), steps_per_beat=st.integers(1, 12),
+@given(song_and_lowest=keyboard_songs(), steps_per_beat=st.integers(1, 12),
        bpm=st.sampled_from([48, 50, 75, 80, 96, 100, 120, 125, 150, 160, 200, 240]))  # whole microseconds a beat
 @pytest.mark.filterwarnings("error::RuntimeWarning")
-def test_roll_through_a_midi_file_and_back_on_the_beat_grid(tmp_path, roll_and_lowest, steps_per_beat, bpm):
-    roll, lowest = roll_and_lowest
+def test_a_song_through_a_midi_file_and_back_on_the_beat_grid(tmp_path, song_and_lowest, steps_per_beat, bpm):
+    song, lowest = song_and_lowest
     path = tmp_path / "song.mid"
-    roll_to_midi(roll, path, lowest_note=lowest, frames_per_beat=steps_per_beat, bpm=bpm)
-    back = midi_to_roll(path, lowest_note=lowest, highest_note=lowest + roll.shape[1] - 1,
+    roll_to_midi(song, path, lowest_note=lowest, frames_per_beat=steps_per_beat, bpm=bpm)
+    back = midi_to_roll(path, lowest_note=lowest, highest_note=lowest + song.roll.shape[1] - 1,
                         frames_per_second=steps_per_beat * bpm / 60)
-    np.testing.assert_array_equal(back, roll)
+    np.testing.assert_array_equal(back.roll, song.roll)
+    np.testing.assert_array_equal(back.onsets, song.onsets)
 
 
 # ------------------------------------------------------------------ tempo and General MIDI programs

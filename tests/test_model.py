@@ -1,13 +1,15 @@
-"""The Keras model: both heads are proper distributions, sampling agrees with scoring, state is carried."""
+"""The Keras model: its heads are proper distributions, sampling agrees with scoring, state is carried, meter read ahead."""
 import itertools
 
 import keras
 import numpy as np
 import pytest
 
-from model import MusicLSTM, Sampler, SongScorer, frame_nll
+import rolls
+from model import MusicLSTM, Sampler, SongScorer, frame_nll, onset_nll, song_targets
 
 KEYS = 4
+WIDE = rolls.frame_width(KEYS, True, True)  # frames of a model with onsets and meter
 
 
 def small_model(head, pitch_profile=False):
@@ -19,6 +21,23 @@ def small_model(head, pitch_profile=False):
 
 def random_roll(frames, seed=0):
     return np.random.default_rng(seed).random((frames, KEYS)) < 0.4
+
+
+def full_model(head="nade", pitch_profile=True):
+    """A model with onsets and meter, built."""
+    keras.utils.set_random_seed(0)
+    model = MusicLSTM(num_keys=KEYS, units=8, layers=1, head=head, head_units=6, pitch_profile=pitch_profile,
+                      onsets=True, meter=True)
+    model(np.zeros((1, 3, WIDE), np.float32))
+    return model
+
+
+def random_song(frames, seed=0, bar=3):
+    """A Song of random held and re-struck keys, in bars of `bar` frames (3/8 at 2 frames a quarter... any bar)."""
+    rng = np.random.default_rng(seed)
+    roll = rng.random((frames, KEYS)) < 0.5
+    meter = np.array([(t % bar, bar, 3, 8) for t in range(frames)], np.int16)
+    return rolls.Song(roll, rng.random((frames, KEYS)) < 0.5, meter)
 
 
 @pytest.mark.parametrize("pitch_profile", [False, True])
@@ -61,16 +80,94 @@ def test_stepping_one_frame_at_a_time_matches_running_the_whole_sequence(pitch_p
 def test_batched_chunked_song_scoring_equals_scoring_each_song_whole(pitch_profile):
     model = small_model("nade", pitch_profile)
     songs = [random_roll(23, seed=1), random_roll(9, seed=2), random_roll(1, seed=3), random_roll(17, seed=4)]
-    total, count = SongScorer(model, songs_per_batch=3, chunk_frames=5).total_nll(songs)
+    total, onsets, count = SongScorer(model, songs_per_batch=3, chunk_frames=5).total_nll(songs)
     expected = sum(float(keras.ops.sum(frame_nll(roll[None, 1:].astype(np.float32), model(roll[None].astype(np.float32)))))
                    for roll in songs if len(roll) > 1)
     assert count == 22 + 8 + 0 + 16
-    assert total == pytest.approx(expected, rel=1e-5)
+    assert total == pytest.approx(expected, rel=1e-5) and onsets == 0.0
+
+
+def test_batched_chunked_scoring_with_onsets_and_meter_equals_the_model_on_each_whole_song():
+    model = full_model()
+    songs = [rolls.model_frames(random_song(frames, seed), True, True) for seed, frames in enumerate((23, 9, 1, 17))]
+    sounding, struck, count = SongScorer(model, songs_per_batch=3, chunk_frames=5).total_nll(songs)
+    whole = [(song[None], song_targets(song[None], KEYS, True)) for song in songs if len(song) > 1]
+    logits = [keras.ops.convert_to_numpy(model(frames)) for frames, _ in whole]
+    assert count == 22 + 8 + 0 + 16
+    assert sounding == pytest.approx(sum(float(np.sum(frame_nll(targets[..., :KEYS], out[..., :KEYS])))
+                                         for (_, targets), out in zip(whole, logits)), rel=1e-5)
+    assert struck == pytest.approx(sum(float(np.sum(onset_nll(targets[..., KEYS:], out[..., KEYS:])))
+                                       for (_, targets), out in zip(whole, logits)), rel=1e-5)
+    assert struck > 0
+
+
+def test_onset_targets_mark_held_over_keys_struck_or_held_and_leave_the_rest_to_the_sounding_keys():
+    roll = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [1, 0, 1, 0]], bool)
+    onsets = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]], bool)
+    frames = rolls.model_frames(rolls.Song(roll, onsets), True, False)
+    targets = song_targets(frames, KEYS, True)
+    np.testing.assert_array_equal(targets[:, :KEYS], roll[1:])
+    np.testing.assert_array_equal(targets[:, KEYS:], [[1, 0, -1, -1],     # key 0 struck again, key 1 held on
+                                                      [0, -1, 0, -1]])    # key 2, struck in frame 1, held on
+    np.testing.assert_array_equal(song_targets(frames, KEYS, False), roll[1:])
+
+
+def test_joint_probabilities_of_every_frame_and_its_onsets_sum_to_one():
+    model = full_model()
+    history = rolls.model_frames(random_song(5, seed=3), True, True)
+    total = 0.0
+    for sounding in itertools.product([0, 1], repeat=KEYS):
+        held_over = np.array(sounding, bool) & (history[-1, :KEYS] > 0.5)
+        for again in itertools.product([0, 1], repeat=int(held_over.sum())):
+            onsets = np.array(sounding, bool) & ~held_over
+            onsets[np.flatnonzero(held_over)] = np.array(again, bool)
+            frame = np.concatenate([sounding, onsets, history[-1, 2 * KEYS:]]).astype(np.float32)
+            frames = np.concatenate([history, frame[None]])[None]
+            logits, targets = model(frames), song_targets(frames, KEYS, True)
+            nll = frame_nll(targets[..., :KEYS], logits[..., :KEYS]) + onset_nll(targets[..., KEYS:], logits[..., KEYS:])
+            total += float(np.exp(-keras.ops.convert_to_numpy(nll)[0, -1]))
+    assert total == pytest.approx(1.0, abs=1e-5)
+
+
+def test_each_frame_is_predicted_with_the_meter_of_the_frame_it_predicts_and_no_later_one():
+    model = full_model()
+    frames = rolls.model_frames(random_song(6, seed=5), True, True)[None]
+    before = keras.ops.convert_to_numpy(model(frames))
+    later = frames.copy()
+    later[0, 5, 2 * KEYS:] = 0.0          # the last frame's meter: read only when predicting the last frame
+    changed = np.abs(keras.ops.convert_to_numpy(model(later)) - before).max(axis=-1)[0]
+    assert changed[:4].max() == 0 and changed[4] > 0
+
+
+def test_sampled_onsets_strike_new_keys_never_silent_ones_and_follow_the_scored_chance_for_held_ones():
+    model = full_model()
+    context, _ = model.encode(rolls.model_frames(random_song(6), True, True)[None], model.zero_states(1))
+    context = context[:, -1]
+    sounding = np.array([[1, 1, 0, 1]], np.float32)
+    previous = np.array([[1, 0, 0, 1]], np.float32)
+    rng = np.random.default_rng(2)
+    chance = 1 / (1 + np.exp(-keras.ops.convert_to_numpy(model.onset_head(context[:, None], sounding[:, None]))[:, 0]))
+    for _ in range(5):
+        uniform = rng.random((1, KEYS)).astype(np.float32)
+        struck = keras.ops.convert_to_numpy(model.onset_head.sample(context, sounding, previous, uniform, 1.0))
+        np.testing.assert_array_equal(struck[0, [1, 2]], [1, 0])   # key 1 starts to sound; key 2 is silent
+        np.testing.assert_array_equal(struck[0, [0, 3]] > 0.5, (uniform < chance)[0, [0, 3]])
+
+
+def test_sampler_with_onsets_and_meter_is_reproducible_and_draws_onsets_only_where_keys_sound():
+    model = full_model()
+    primer = rolls.model_frames(random_song(4), True, True)[None]
+    meter = rolls.meter_features(rolls.continue_meter(random_song(4).meter, 30))[None]
+    first = np.stack(list(Sampler(model, seed=3).frames(primer, 30, meter)))
+    again = np.stack(list(Sampler(model, seed=3).frames(primer, 30, meter)))
+    assert first.shape == (30, 1, 2 * KEYS) and first.dtype == bool
+    np.testing.assert_array_equal(first, again)
+    assert not (first[..., KEYS:] & ~first[..., :KEYS]).any()
 
 
 def test_sampler_is_reproducible_for_a_seed_and_differs_across_seeds():
     model = small_model("nade")
-    primer = random_roll(4)[None]
+    primer = random_roll(4)[None].astype(np.float32)
     first = np.stack(list(Sampler(model, seed=3).frames(primer, 30)))
     again = np.stack(list(Sampler(model, seed=3).frames(primer, 30)))
     other = np.stack(list(Sampler(model, seed=4).frames(primer, 30)))
@@ -79,13 +176,15 @@ def test_sampler_is_reproducible_for_a_seed_and_differs_across_seeds():
     assert (first != other).any()
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("pitch_profile", [False, True])
-def test_model_survives_a_save_and_load(tmp_path, pitch_profile):
-    model = small_model("nade", pitch_profile)
+def test_model_survives_a_save_and_load(tmp_path, pitch_profile, wide):
+    model = full_model("nade", pitch_profile) if wide else small_model("nade", pitch_profile)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
-    rolls = random_roll(9)[None].astype(np.float32)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(rolls)), keras.ops.convert_to_numpy(model(rolls)), atol=1e-6)
+    frames = rolls.model_frames(random_song(9), True, True)[None] if wide else random_roll(9)[None].astype(np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(frames)), keras.ops.convert_to_numpy(model(frames)),
+                               atol=1e-6)
 
 
 def test_pitch_profile_is_each_pitch_class_share_of_the_notes_heard_so_far():

@@ -1,4 +1,4 @@
-"""Music statistics and novelty of hand-made rolls, longest_copy against a brute-force search, and judging pieces."""
+"""Music statistics and novelty of hand-made songs and rolls, longest_copy against a brute-force search, and judging pieces."""
 import math
 
 import numpy as np
@@ -8,6 +8,7 @@ from musicstats import (COPY_LIMIT_BARS, compare_to_reference, distinct_pitches,
                         frames_per_unit, groove_consistency, judge, longest_copy, mean_note_length, music_statistics,
                         onsets_per_unit, overlapping_area, piece_statistics, pitch_class_entropy, pitch_range, polyphony,
                         polyphony_rate, scale_consistency)
+from rolls import UNKNOWN_METER, Song
 
 LOW = 21  # key 0 is MIDI 21 (A0), as on the piano
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # empty rolls give NaN without numpy warnings
@@ -20,6 +21,13 @@ def roll_of(*notes, frames=None, keys=88):
     for pitch, start, end in notes:
         roll[start:end, pitch - LOW] = True
     return roll
+
+
+def meter_of(*bars, pickup=0):
+    """(frames in the bar, numerator, denominator) per bar → (frames, 4) int16 meter, as rolls.Song holds it;
+    pickup: frames of the first bar that lie before frame 0."""
+    rows = [(since, length, numerator, denominator) for length, numerator, denominator in bars for since in range(length)]
+    return np.array(rows[pickup:], np.int16)
 
 
 def melody(*keys, keys_total=40):
@@ -105,6 +113,33 @@ def test_held_frames_make_one_note():
     assert onsets_per_unit(roll, frames_per_unit=2) == 2 / (8 / 2)
 
 
+def test_a_restruck_note_counts_two_onsets_and_halves_the_mean_length():
+    held = roll_of((60, 0, 8))                           # one key sounding for 8 frames (2 beats at 4 frames a beat)
+    onsets = np.zeros_like(held)
+    onsets[[0, 4], 60 - LOW] = True                      # struck again on the second beat
+    restruck = Song(held, onsets)
+    assert onsets_per_unit(restruck, frames_per_unit=4) == 2 * 4 / 8
+    assert onsets_per_unit(held, frames_per_unit=4) == 1 * 4 / 8
+    assert mean_note_length(restruck, frames_per_unit=4) == 1.0
+    assert mean_note_length(held, frames_per_unit=4) == mean_note_length(Song(held), frames_per_unit=4) == 2.0
+
+
+def test_a_tremolo_on_two_keys_counts_every_stroke():
+    roll = roll_of((60, 0, 8), (67, 0, 8))               # C and G sounding throughout, each struck every frame
+    song = Song(roll, roll)
+    assert onsets_per_unit(song, frames_per_unit=4) == 16 * 4 / 8
+    assert mean_note_length(song, frames_per_unit=4) == 0.25
+    assert polyphony(song) == polyphony(roll) == 2.0     # what sounds is the same
+
+
+def test_restruck_notes_weigh_in_the_pitch_class_histogram():
+    roll = roll_of((60, 0, 8), (64, 0, 8))
+    onsets = np.zeros_like(roll)
+    onsets[4, 60 - LOW] = True                           # C struck twice, E once
+    assert pitch_class_entropy(roll, LOW) == 1.0
+    assert pitch_class_entropy(Song(roll, onsets), LOW) == pytest.approx(-(2 / 3 * math.log2(2 / 3) + 1 / 3 * math.log2(1 / 3)))
+
+
 def test_chord_counts_one_onset_per_note():
     assert mean_note_length(C_CHORD, frames_per_unit=4) == 2.0
     assert onsets_per_unit(C_CHORD, frames_per_unit=4) == 3 / 2
@@ -114,6 +149,39 @@ def test_groove_consistency_compares_neighbouring_bars():
     # 4-frame bars, the last one padded: onsets at 0, 2 | 4, 6 | 8 → patterns 1010, 1010, 1000
     roll = roll_of((60, 0, 1), (62, 2, 3), (60, 4, 5), (62, 6, 7), (64, 8, 10))
     assert groove_consistency(roll, 4) == 1 - 1 / (4 * 2)
+
+
+def test_groove_consistency_counts_a_restruck_note_as_an_onset():
+    roll = roll_of((60, 0, 8))                           # bars of 4 frames: 1000 then 0000 when held...
+    onsets = np.zeros_like(roll)
+    onsets[4, 60 - LOW] = True                           # ...1000 then 1000 when struck again
+    assert groove_consistency(roll, 4) == 1 - 1 / 4
+    assert groove_consistency(Song(roll, onsets), 4) == 1.0
+
+
+def test_groove_consistency_follows_the_bar_lines_of_a_3_4_meter_with_a_pickup():
+    # 4 frames a beat: a one-beat pickup (frames 8-11 of a 12-frame bar), then two bars of 3/4;
+    # onsets on the pickup's beat and on beats 1 and 3 of each bar → patterns {8}, {0, 8}, {0, 8}
+    roll = roll_of(*[(60 + i, start, start + 2) for i, start in enumerate((0, 4, 12, 16, 24))], frames=28)
+    song = Song(roll, meter=meter_of((12, 3, 4), (12, 3, 4), (12, 3, 4), pickup=8))
+    assert groove_consistency(song, frames_per_bar=16) == 1 - 1 / 24
+    # the same notes without a meter: 4/4 bars from frame 0, {0, 4, 12} then {0, 8}
+    assert groove_consistency(roll, frames_per_bar=16) == 1 - 3 / 16
+
+
+def test_groove_consistency_compares_bars_of_a_meter_change_over_the_longer_bar():
+    # a bar of 3/4 (12 frames) with onsets on its three beats, then two bars of 2/4 (8 frames) on theirs
+    roll = roll_of(*[(60, start, start + 1) for start in (0, 4, 8, 12, 16, 20, 24)], frames=28)
+    song = Song(roll, meter=meter_of((12, 3, 4), (8, 2, 4), (8, 2, 4)))
+    assert groove_consistency(song, frames_per_bar=16) == 1 - 1 / (12 + 8)  # {0, 4, 8} vs {0, 4}: one onset in 12
+
+
+def test_groove_consistency_counts_bars_of_frames_per_bar_where_the_meter_is_unknown():
+    # a bar of 3/4 (12 frames), then 8 frames of unknown meter: two bars of 4 frames from where it became unknown
+    roll = roll_of(*[(60, start, start + 1) for start in (0, 4, 8, 12, 16)], frames=20)
+    unknown = np.tile(np.int16(UNKNOWN_METER), (8, 1))
+    song = Song(roll, meter=np.concatenate([meter_of((12, 3, 4)), unknown]))
+    assert groove_consistency(song, frames_per_bar=4) == 1 - 2 / (12 + 4)  # {0, 4, 8} vs {0}, then {0} vs {0}
 
 
 def test_groove_consistency_needs_two_bars_and_whole_frames():
@@ -224,6 +292,13 @@ def test_shifts_across_the_64_key_word_boundary_are_found():
     piece = np.zeros((4, 128), bool)
     piece[[0, 1, 1, 2, 3], [69, 72, 127, 76, 70]] = True  # 67 keys up, up to the top key
     assert longest_copy(piece, [training]) == 4
+
+
+def test_longest_copy_of_songs_compares_only_the_keys_sounding():
+    training = np.repeat(melody(*TRIANGULAR, keys_total=60), 2, axis=0)  # each key held for two frames
+    piece = np.roll(training, 3, axis=1)
+    restruck = Song(piece, onsets=piece, meter=meter_of(*[(8, 2, 4)] * 3, pickup=4))  # every frame struck, in 2/4
+    assert longest_copy(restruck, [Song(training)]) == longest_copy(piece, [training]) == 20
 
 
 def test_nothing_to_compare_gives_zero():
@@ -343,10 +418,10 @@ def test_judge_flags_figures_outside_the_held_out_range_with_what_they_usually_m
     quiet = np.zeros((10, 88), bool)
     quiet[:2, 30] = True                              # the primer: not judged
     quiet[6:, [39, 43, 46]] = True                    # four silent frames, then a chord
-    pieces = [{"name": "copy", "roll": training[:20], "primer_frames": 0},
-              {"name": "quiet", "roll": quiet, "primer_frames": 2}]
-    parts = {"train": [training], "valid": [roll_of((60, 0, 8), (64, 0, 8), (67, 0, 8))],
-             "test": [roll_of((62, 0, 8), (65, 0, 8), (69, 0, 8))]}
+    pieces = [{"name": "copy", "song": Song(training[:20]), "primer_frames": 0},
+              {"name": "quiet", "song": Song(quiet), "primer_frames": 2}]
+    parts = {"train": [Song(training)], "valid": [Song(roll_of((60, 0, 8), (64, 0, 8), (67, 0, 8)))],
+             "test": [Song(roll_of((62, 0, 8), (65, 0, 8), (69, 0, 8)))]}
     table = judge(pieces, parts, {"valid": ["a"], "test": ["b"]}, GRID)
     assert table["statistics"] == list(table["held_out"]["a"]) and table["statistics"][-1] == "longest_copy_bars"
     assert set(table["held_out"]) == {"a", "b"} and set(table["pieces"]) == {"copy", "quiet"}
@@ -357,3 +432,28 @@ def test_judge_flags_figures_outside_the_held_out_range_with_what_they_usually_m
     assert table["flags"]["copy"]["longest_copy_bars"] == "above [0, 2]: copying"
     assert table["flags"]["copy"]["distinct_pitches"].endswith("]: unlike the real songs")
     assert "longest_copy_bars" not in table["flags"]["quiet"] and "polyphony" not in table["flags"]["quiet"]
+
+
+def test_judge_reads_the_onsets_and_bar_lines_of_song_pieces():
+    # 2 frames a beat (GRID), 3/4 bars of 6 frames; the held-out song strikes its chord on every beat
+    chord = roll_of((60, 0, 18), (64, 0, 18), (67, 0, 18))
+    meter = meter_of((6, 3, 4), (6, 3, 4), (6, 3, 4))
+    beats = np.zeros_like(chord)
+    beats[::2] = chord[::2]
+    held_out = Song(chord, beats, meter)
+    primer = np.zeros((6, 88), bool)
+    primer[:, 30] = True                              # one bar of primer, not judged
+    piece = Song(np.concatenate([primer, chord[:12]]), np.concatenate([primer, beats[:12]]),
+                 meter_of(*[(6, 3, 4)] * 3))           # the primer, then two bars like the held-out song's
+    held = Song(np.concatenate([primer, chord[:12]]), meter=meter_of(*[(6, 3, 4)] * 3))  # the chord held instead
+    pieces = [{"name": "struck", "song": piece, "primer_frames": 6}, {"name": "held", "song": held, "primer_frames": 6}]
+    parts = {"train": [Song(C_MAJOR_SCALE)], "valid": [held_out], "test": [held_out[:12]]}
+    table = judge(pieces, parts, {"valid": ["a"], "test": ["b"]}, GRID)
+    assert table["held_out"]["a"]["onsets_per_beat"] == 3.0 and table["held_out"]["a"]["mean_note_beats"] == 1.0
+    assert table["held_out"]["a"]["groove_consistency"] == 1.0  # the same pattern in each 3/4 bar
+    assert table["pieces"]["struck"]["onsets_per_beat"] == 3.0 and table["pieces"]["struck"]["groove_consistency"] == 1.0
+    assert "struck" not in table["flags"]
+    assert table["pieces"]["held"]["onsets_per_beat"] == 3 / 6 and table["pieces"]["held"]["mean_note_beats"] == 6.0
+    assert table["pieces"]["held"]["groove_consistency"] == 1 - 1 / 6  # 100000 then 000000
+    assert table["flags"]["held"]["mean_note_beats"] == "above [1, 1]: a stuck note"
+    assert table["flags"]["held"]["onsets_per_beat"] == "below [3, 3]: unlike the real songs"

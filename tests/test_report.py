@@ -1,4 +1,5 @@
 """Piano-roll and loss PNGs, and report.html: real images, relative links to real files, escaped text, flags."""
+import itertools
 import math
 import os
 import struct
@@ -8,9 +9,11 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from matplotlib.image import imread
 
 import report
 from midi_io import roll_to_midi
+from rolls import Song
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -102,6 +105,49 @@ def test_plot_roll_writes_a_png_of_the_set_size(tmp_path):
 def test_plot_roll_draws_edge_cases(tmp_path, roll):
     report.plot_roll(roll, tmp_path / "roll.png", lowest_note=60, frames_per_unit=8.0, unit="seconds", primer_frames=4)
     assert png_size(tmp_path / "roll.png")[0] > 0
+
+
+def restruck_in_2_4(meter=True):
+    """(24, 88) Song at 4 frames a beat: middle C sounding throughout, struck at frames 0 and 12; three bars of 2/4."""
+    roll = np.zeros((24, 88), bool)
+    roll[:, 60 - 21] = True
+    onsets = np.zeros_like(roll)
+    onsets[[0, 12], 60 - 21] = True
+    bars = np.array([(since, 8, 2, 4) for _ in range(3) for since in range(8)], np.int16)
+    return Song(roll, onsets, bars if meter else None)
+
+
+def rgb(colour):
+    """'#rrggbb' → (r, g, b) ints 0-255."""
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def colours_along_the_note(path):
+    """A plot of restruck_in_2_4 → the colours met left to right along a pixel row through the note, each run once,
+    named 'struck', 'held' or 'bar' (anything else left out)."""
+    pixels = (imread(path)[..., :3] * 255).round().astype(int)
+    names = {rgb(report.NOTE_COLOUR): "struck", rgb(report.HELD_COLOUR): "held", rgb(report.BAR_COLOUR): "bar"}
+    rows = np.flatnonzero((pixels == rgb(report.NOTE_COLOUR)).all(axis=2).any(axis=1))
+    row = pixels[rows[len(rows) // 2]]
+    return [name for name, _ in itertools.groupby(names[tuple(pixel)] for pixel in row if tuple(pixel) in names)]
+
+
+def test_a_restruck_note_is_drawn_dark_where_it_is_struck():
+    np.testing.assert_array_equal(report._cells(restruck_in_2_4())[[0, 1, 11, 12, 13, 23], 60 - 21], [2, 1, 1, 2, 1, 1])
+    assert report._cells(restruck_in_2_4()).sum() == 24 + 2
+
+
+def test_bar_lines_are_drawn_where_the_meter_is_known(tmp_path):
+    np.testing.assert_array_equal(report._bar_lines(restruck_in_2_4()), [0, 8, 16])
+    pickup = Song(np.zeros((10, 88), bool), meter=np.array([(since, 12, 3, 4) for since in range(8, 12)] +
+                                                           [(since, 12, 3, 4) for since in range(6)], np.int16))
+    np.testing.assert_array_equal(report._bar_lines(pickup), [4])  # a 3/4 bar after a one-beat pickup
+    assert len(report._bar_lines(restruck_in_2_4(meter=False))) == 0
+    report.plot_roll(restruck_in_2_4(), tmp_path / "bars.png", lowest_note=21, frames_per_unit=4, unit="beats")
+    report.plot_roll(restruck_in_2_4(meter=False), tmp_path / "none.png", lowest_note=21, frames_per_unit=4, unit="beats")
+    # the line at frame 0 lies on the picture's frame; those at frames 8 and 16 cross the held note
+    assert colours_along_the_note(tmp_path / "bars.png") == ["struck", "held", "bar", "held", "struck", "held", "bar", "held"]
+    assert colours_along_the_note(tmp_path / "none.png") == ["struck", "held", "struck", "held"]
 
 
 def test_plot_roll_refuses_what_is_not_a_roll(tmp_path):
@@ -211,6 +257,10 @@ def test_long_rolls_keep_every_note_when_drawn_small():
     roll[77_777, 2] = True  # one frame in 100,000
     pooled = report._pooled(roll)
     assert len(pooled) <= 2 * report.ROLL_SIZE[0] * report.DPI and pooled[:, 2].sum() == 1 and pooled.sum() == 1
+    cells = np.ones((100_000, 1), np.uint8)
+    cells[77_777] = 2  # one onset in a note held throughout
+    pooled_cells = report._pooled(cells)
+    assert np.count_nonzero(pooled_cells == 2) == 1 and (pooled_cells == 1).sum() == len(pooled_cells) - 1
 
 
 # ------------------------------------------------------------------ the console table and a run's report
@@ -249,7 +299,7 @@ def test_a_runs_report_draws_each_piece_and_the_losses_and_links_them(tmp_path, 
         midi = tmp_path / f"generated_{number}.mid"
         roll_to_midi(scale_roll(), midi, lowest_note=21, frames_per_beat=4, bpm=100, marker_frame=8)
         wav = str(write_wav(tmp_path / "generated_1.wav")) if number == 1 else None
-        piece = {"name": f"generated_{number}", "midi": str(midi), "roll": scale_roll(), "primer_frames": 8,
+        piece = {"name": f"generated_{number}", "midi": str(midi), "song": Song(scale_roll()), "primer_frames": 8,
                  "wav": wav, **({} if wav else {"wav_error": "no SoundFont here"})}
         shown.append(report.plot_piece(piece, TABLE, settings))
         assert shown[-1] == {**piece, "png": str(tmp_path / f"generated_{number}.png"),

@@ -28,10 +28,12 @@ import resume
 import training
 from conftest import chord_song, musicnet_entry, refused
 from files import DataError
+from rolls import frame_width
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "classically_deep.py")
 TIMEOUT = 300  # seconds any one subprocess may take before it is killed and the test fails
 EPOCHS = 40    # a few seconds of training on the tiny archive: long enough to be stopped in
+CHANNELS = frame_width(88, True, True)  # per frame of the interrupted run's model: keys sounding, keys struck, meter
 
 
 def tiny_args(tmp_path):
@@ -306,11 +308,11 @@ def saved_model(tmp_path, name, compiled=True, max_notes=3, **changes):
     """A model like the interrupted run's (hidden_size 16, head_size 8, with changes), trained one step when
     compiled, saved to tmp_path/name → its path."""
     settings = {"hidden_size": 16, "num_layers": 1, "dropout": 0.3, "head": "nade", "head_size": 8,
-                "pitch_profile": True, "ema": 0.99, "learning_rate": 1e-2, **changes}
-    windows = (np.zeros((4, 17, 88), np.float32), np.zeros((4, 12), np.float32))
+                "pitch_profile": True, "ema": 0.99, "learning_rate": 1e-2, "onsets": True, "meter": True, **changes}
+    windows = (np.zeros((4, 17, CHANNELS), np.float32), np.zeros((4, 12), np.float32))
     if compiled:
         net = training.build_model(settings, num_keys=88, max_notes=max_notes)
-        net.fit(windows, windows[0][:, 1:], epochs=1, verbose=0)
+        net.fit(windows, model.song_targets(windows[0], 88, True), epochs=1, verbose=0)
     else:
         net = model.MusicLSTM(**training.model_config(settings, 88, max_notes))
         net(windows)
@@ -334,7 +336,7 @@ def test_an_uncompiled_resume_model_is_refused_in_one_line(interrupted, tmp_path
 
 def test_a_resume_model_of_another_class_is_refused_in_one_line(interrupted, tmp_path):
     out = snapshot_copy(interrupted, tmp_path)
-    dense = keras.Sequential([keras.Input((17, 88)), keras.layers.Dense(88)])
+    dense = keras.Sequential([keras.Input((17, CHANNELS)), keras.layers.Dense(88)])
     dense.compile(optimizer="adam", loss="mse")
     dense.save(out / "resume.keras")
     refused_in_its_own_process(interrupted, matching_hash(out), "'Sequential', not a classically_deep>MusicLSTM")
@@ -362,10 +364,11 @@ def built_for(shape):
 
 
 MODEL_CONFIG_CHANGES = {  # a change of resume.keras's config.json → what the refusal says
-    "inputs_of_a_billion_frames": (built_for([[None, 10 ** 9, 88], [None, 12]]), "built for inputs"),
-    "a_batch_larger_than_batch_size": (built_for([[5, 17, 88], [5, 12]]), "built for inputs"),
-    "counts_of_13_pitch_classes": (built_for([[None, 17, 88], [None, 13]]), "built for inputs"),
-    "inputs_without_the_counts": (built_for([[None, 17, 88]]), "built for inputs"),
+    "inputs_of_a_billion_frames": (built_for([[None, 10 ** 9, CHANNELS], [None, 12]]), "built for inputs"),
+    "a_batch_larger_than_batch_size": (built_for([[5, 17, CHANNELS], [5, 12]]), "built for inputs"),
+    "counts_of_13_pitch_classes": (built_for([[None, 17, CHANNELS], [None, 13]]), "built for inputs"),
+    "inputs_without_the_counts": (built_for([[None, 17, CHANNELS]]), "built for inputs"),
+    "inputs_of_the_keys_alone": (built_for([[None, 17, 88], [None, 12]]), "built for inputs"),
     "inputs_not_a_shape": (built_for("garbage"), "built for inputs"),
     "no_build_config": (lambda c: c.update(build_config=None), "built for inputs None"),
     "another_optimizer": (lambda c: c["compile_config"]["optimizer"].update(class_name="SGD"),
@@ -383,6 +386,12 @@ MODEL_CONFIG_CHANGES = {  # a change of resume.keras's config.json → what the 
     "other_layers_and_head": (lambda c: c["config"].update(layers=2, head="sigmoid"),
                               "layers 2, not 1, head 'sigmoid', not 'nade'"),
     "pitch_profile_an_integer": (lambda c: c["config"].update(pitch_profile=1), "pitch_profile 1, not True"),
+    "without_onsets": (lambda c: c["config"].update(onsets=False), "onsets False, not True"),
+    "meter_an_integer": (lambda c: c["config"].update(meter=1), "meter 1, not True"),
+    "saved_before_onsets_and_meter": (lambda c: [c["config"].pop(name) for name in ("onsets", "meter")],
+                                      "its config holds ["),
+    "another_loss_function": (lambda c: c["compile_config"].update(loss=keras.saving.serialize_keras_object(
+        model.frame_nll)), "compiled otherwise (loss)"),
     "max_notes_unbounded": (lambda c: c["config"].update(max_notes=None), "max_notes None, not "),
     "an_unknown_argument": (lambda c: c["config"].update(extra=1), "its config holds ["),
     "float64": (lambda c: c["config"].update(dtype="float64"), "dtype 'float64', not "),

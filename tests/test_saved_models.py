@@ -1,5 +1,6 @@
 """Trained-model files: what read_model_file checks before Keras builds anything, the settings a model restores,
-and hostile model files through the command line, each in its own process (a crash fails the test, not pytest)."""
+models saved before onsets and meter existed, and hostile model files through the command line, each in its own
+process (a crash fails the test, not pytest)."""
 import json
 import os
 import shutil
@@ -14,10 +15,12 @@ import classically_deep as cd
 import hostile
 import midi_io
 import saved_models
+import training
 from conftest import quick_args, score_notes
 from configurator import default_settings
 from files import DataError
 from model import MusicLSTM
+from rolls import frame_width
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEAK_LIMIT_MB = 2048
@@ -56,9 +59,9 @@ def write_members(path, files, compression=zipfile.ZIP_STORED):
     return path
 
 
-def with_config(trained, path, change):
-    """best.keras of the trained run with change(config.json as a dict) applied, written to path → path."""
-    files = members(trained / "best.keras")
+def with_config(model_file, path, change):
+    """The .keras file model_file with change(config.json as a dict) applied, written to path → path."""
+    files = members(model_file)
     config = json.loads(files["config.json"])
     change(config)
     return write_members(path, {**files, "config.json": json.dumps(config).encode()})
@@ -73,6 +76,7 @@ def test_a_run_folder_and_its_best_keras_read_the_same_with_the_roll_settings_tr
     assert from_folder == from_file and from_file["path"] == str(trained / "best.keras")
     assert from_file["roll"] == ROLL
     assert saved_models.describe(from_file).startswith("88 keys (MIDI 21 to 108), 4 frames per second, 1 x 16 LSTM")
+    assert ", onsets, meter; " in saved_models.describe(from_file)
 
 
 def test_best_keras_holds_the_weights_and_not_the_optimizer_state(trained):
@@ -82,13 +86,19 @@ def test_best_keras_holds_the_weights_and_not_the_optimizer_state(trained):
     assert 4 * saved["parameters"] <= len(files["model.weights.h5"]) < 4 * saved["parameters"] + 100_000
 
 
+@pytest.mark.parametrize("onsets, meter", [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("pitch_profile", [False, True])
 @pytest.mark.parametrize("head, layers", [("nade", 1), ("sigmoid", 2)])
-def test_the_weights_counted_from_a_config_are_the_models(head, layers, pitch_profile):
-    net = MusicLSTM(num_keys=30, units=7, layers=layers, head=head, head_units=5, pitch_profile=pitch_profile)
-    rolls = np.zeros((1, 2, 30), np.float32)
-    net((rolls, np.zeros((1, 12), np.float32)) if pitch_profile else rolls)
-    assert saved_models.parameter_count(net.get_config()) == net.count_params()
+def test_the_weights_counted_from_a_config_are_the_models(head, layers, pitch_profile, onsets, meter):
+    net = MusicLSTM(num_keys=30, units=7, layers=layers, head=head, head_units=5, pitch_profile=pitch_profile,
+                    onsets=onsets, meter=meter)
+    frames = np.zeros((1, 2, frame_width(30, onsets, meter)), np.float32)
+    net((frames, np.zeros((1, 12), np.float32)) if pitch_profile else frames)
+    config = net.get_config()
+    assert saved_models.parameter_count(config) == net.count_params()
+    if not (onsets or meter):  # a config saved before onsets and meter existed counts as neither
+        assert saved_models.parameter_count({name: config[name] for name in config
+                                             if name not in ("onsets", "meter")}) == net.count_params()
 
 
 def test_the_model_loads_safely_as_it_was_trained(trained):
@@ -104,6 +114,7 @@ def test_settings_left_at_their_defaults_take_the_models_values_and_others_are_r
     restored = saved_models.restore_settings(saved, defaults, defaults)
     assert {name: restored[name] for name in ROLL} == ROLL
     assert (restored["hidden_size"], restored["head_size"], restored["num_layers"]) == (16, 8, 1)
+    assert (restored["onsets"], restored["meter"]) == (True, True)
     assert saved_models.restore_settings(saved, {**defaults, "steps_per_beat": 2}, defaults)["steps_per_beat"] == 4
     with pytest.raises(DataError, match=r"best.keras was trained with other settings than lowest_note=36 \(the "
                                         r"model's: 21\), steps_per_second=2.0 \(the model's: 4.0\), hidden_size=32 "
@@ -112,9 +123,58 @@ def test_settings_left_at_their_defaults_take_the_models_values_and_others_are_r
                                               "hidden_size": 32}, defaults)
 
 
+def test_a_model_with_onsets_and_meter_refuses_settings_without_them_in_one_line(trained):
+    saved = saved_models.read_model_file(str(trained))
+    defaults = default_settings()
+    with pytest.raises(DataError) as refusal:
+        saved_models.restore_settings(saved, {**defaults, "onsets": False, "meter": False}, defaults)
+    assert str(refusal.value) == (f"model_path {trained / 'best.keras'} was trained with other settings than "
+                                  "onsets=False (the model's: True), meter=False (the model's: True): leave them out "
+                                  "to use the model's, or use another model")
+
+
+def model_from_before_onsets(tmp_path):
+    """An untrained model of the tiny run's size without onsets or meter, its config.json stripped of both fields as
+    in a model saved before they existed → its path."""
+    settings = {**default_settings(), "hidden_size": 16, "head_size": 8, "onsets": False, "meter": False}
+    net = training.built(MusicLSTM(**training.model_config(settings, 88, None), roll_settings=ROLL))
+    net.save(tmp_path / "new.keras")
+
+    def strip(config):
+        del config["config"]["onsets"], config["config"]["meter"]
+    return with_config(tmp_path / "new.keras", tmp_path / "old.keras", strip)
+
+
+def test_a_model_saved_before_onsets_and_meter_reads_as_one_without_them(tmp_path):
+    path = model_from_before_onsets(tmp_path)
+    assert not {"onsets", "meter"} & set(json.loads(members(path)["config.json"])["config"])
+    saved = saved_models.read_model_file(str(path))
+    defaults = default_settings()
+    values = saved_models.model_values(saved)
+    assert (values["onsets"], values["meter"]) == (False, False)
+    assert saved_models.describe(saved).endswith(f"1 x 16 LSTM, NADE head of 8, pitch-class profile; "
+                                                 f"{saved['parameters']:,} weights")
+    restored = saved_models.restore_settings(saved, defaults, defaults)  # the defaults, onsets and meter, give way
+    assert (restored["onsets"], restored["meter"]) == (False, False)
+    loaded = saved_models.load_model(saved)
+    assert (loaded.config["onsets"], loaded.config["meter"]) == (False, False)
+    assert loaded.count_params() == saved["parameters"]
+
+
+def test_a_model_saved_before_onsets_and_meter_composes_through_the_command_line(primer, tmp_path):
+    path = model_from_before_onsets(tmp_path)
+    out = tmp_path / "out"
+    assert cd.main([f"--model_path={path}", f"--primer_path={primer}", f"--data_path={tmp_path / 'no data'}",
+                    f"--output_dir={out}", "--primer_frames=8", "--generate_frames=12", "--num_outputs=1"]) == 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert (settings["onsets"], settings["meter"]) == (False, False)
+    roll = midi_io.midi_to_roll(out / "generated_1.mid", lowest_note=21, highest_note=108, frames_per_second=4).roll
+    assert roll.shape == (20, 88) and roll[:4, [60 - 21, 64 - 21]].all()  # the primer's chord, then the model's
+
+
 def test_a_model_saved_before_models_stored_their_roll_settings_reads_them_beside_it_or_says_how_to_rebuild(
         trained, tmp_path):
-    old = with_config(trained, tmp_path / "old.keras", lambda config: config["config"].pop("roll_settings"))
+    old = with_config(trained / "best.keras", tmp_path / "old.keras", lambda config: config["config"].pop("roll_settings"))
     with pytest.raises(DataError, match="old.keras does not say which piano rolls it was trained on.*rebuild"):
         saved_models.read_model_file(str(old))
     shutil.copy(trained / "settings.json", tmp_path / "settings.json")
@@ -143,21 +203,22 @@ def foreign_layer(trained, tmp_path, marker):
 
 def arbitrary_callable(trained, tmp_path, marker):
     call = {"module": "os", "class_name": "system", "config": {"command": f"touch {marker}"}, "registered_name": None}
-    return with_config(trained, tmp_path / "evil.keras", lambda config: config.update(call))
+    return with_config(trained / "best.keras", tmp_path / "evil.keras", lambda config: config.update(call))
 
 
 def callable_inside_our_config(trained, tmp_path, marker):
     call = {"module": "os", "class_name": "system", "config": {"command": f"touch {marker}"}, "registered_name": None}
-    return with_config(trained, tmp_path / "evil.keras", lambda config: config["config"].update(dtype=call))
+    return with_config(trained / "best.keras", tmp_path / "evil.keras", lambda config: config["config"].update(dtype=call))
 
 
 def sizes_its_weights_cannot_hold(trained, tmp_path, marker):
-    return with_config(trained, tmp_path / "evil.keras", lambda config: config["config"].update(units=4096, layers=16))
+    return with_config(trained / "best.keras", tmp_path / "evil.keras", lambda config: config["config"].update(units=4096, layers=16))
 
 
 def weights_of_another_shape(trained, tmp_path, marker):
-    net = MusicLSTM(num_keys=88, units=17, layers=1, head="nade", head_units=8, pitch_profile=True)
-    net((np.zeros((1, 2, 88), np.float32), np.zeros((1, 12), np.float32)))
+    net = MusicLSTM(num_keys=88, units=17, layers=1, head="nade", head_units=8, pitch_profile=True, onsets=True,
+                    meter=True)
+    net((np.zeros((1, 2, frame_width(88, True, True)), np.float32), np.zeros((1, 12), np.float32)))
     net.save(tmp_path / "other.keras")
     files = members(trained / "best.keras")
     return write_members(tmp_path / "evil.keras", {**files, "model.weights.h5": members(tmp_path / "other.keras")[
@@ -188,7 +249,7 @@ def not_a_zip(trained, tmp_path, marker):
 
 
 def huge_config(trained, tmp_path, marker):
-    return with_config(trained, tmp_path / "evil.keras", lambda config: config["config"].update(name="x" * 2 ** 21))
+    return with_config(trained / "best.keras", tmp_path / "evil.keras", lambda config: config["config"].update(name="x" * 2 ** 21))
 
 
 MODEL_ATTACKS = {  # each attack → what its refusal says
@@ -196,7 +257,7 @@ MODEL_ATTACKS = {  # each attack → what its refusal says
     foreign_layer: "it holds a 'Sequential', not a classically_deep>MusicLSTM",
     arbitrary_callable: "it holds a 'system', not a classically_deep>MusicLSTM",
     callable_inside_our_config: "its dtype is {'module': 'os'",
-    sizes_its_weights_cannot_hold: "which do not fit the 2,082,679,648 weights its config declares",
+    sizes_its_weights_cannot_hold: "which do not fit the 2,086,105,240 weights its config declares",
     weights_of_another_shape: "cannot be loaded (ValueError: ",
     zip_bomb: "model.weights.h5 would expand to 314572800 bytes",
     another_member: "'assets/../../pwned'",

@@ -23,6 +23,7 @@ def test_the_shipped_model_is_a_few_mb_and_holds_the_default_roll_and_model_sett
     defaults = default_settings(cd.__file__)
     values = saved_models.model_values(saved)
     assert values == {name: defaults[name] for name in values}  # so --model_path alone needs no other setting
+    assert values["onsets"] is True and values["meter"] is True   # it strikes keys again and knows the bar line
     assert os.path.getsize(SHIPPED) < 8e6
 
 

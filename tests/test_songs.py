@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import midi_io
+import rolls
 import songs
 import sources
 from conftest import AUDIO, bpm_of, corpus, labels, musicnet_entry, rising_line, score_notes, write_csv_release
@@ -19,19 +20,40 @@ DEFAULTS = {"lowest_note": 21, "highest_note": 108, "time_base": "beats", "steps
             "programs": "", "cache_dir": "data/cache", "save_mode": "auto", "split_path": ""}
 
 
+def same_songs(ours, theirs):
+    """Two lists of Songs hold the same rolls, onsets and meter, to the byte."""
+    assert len(ours) == len(theirs)
+    for one, other in zip(ours, theirs):
+        for name in ("roll", "onsets", "meter"):
+            mine, yours = getattr(one, name), getattr(other, name)
+            assert mine.tobytes() == yours.tobytes() and mine.shape == yours.shape and mine.dtype == yours.dtype, name
+
+
 # ------------------------------------------------------------------ one corpus in three formats
 
 @pytest.mark.parametrize("grid", [{"time_base": "beats", "steps_per_beat": 4}, {"time_base": "seconds", "steps_per_second": 10.0}],
                          ids=["beats", "seconds"])
-def test_one_corpus_in_three_formats_gives_byte_identical_rolls(three_ways, tmp_path, grid):
+def test_one_corpus_in_three_formats_gives_byte_identical_rolls_and_onsets(three_ways, tmp_path, grid):
     paths, _ = three_ways
     settings = {**DEFAULTS, "cache_dir": str(tmp_path), **grid}
     built = {kind: songs.preprocess(sources.open_source(str(path)), settings) for kind, path in paths.items()}
     assert built["npz"]["ids"] == built["csv"]["ids"] == built["midi"]["ids"] == sorted(corpus())
-    for kind in ("csv", "midi"):
-        assert built[kind]["programs"] == built["npz"]["programs"]
-        for ours, theirs in zip(built[kind]["rolls"], built["npz"]["rolls"]):
-            assert ours.tobytes() == theirs.tobytes() and ours.shape == theirs.shape
+    same_songs(built["csv"]["songs"], built["npz"]["songs"])  # neither knows the bar: unknown meter both
+    assert built["midi"]["programs"] == built["csv"]["programs"] == built["npz"]["programs"]
+    for ours, theirs in zip(built["midi"]["songs"], built["npz"]["songs"]):
+        assert ours.roll.tobytes() == theirs.roll.tobytes() and ours.onsets.tobytes() == theirs.onsets.tobytes()
+        assert ours.roll.shape == theirs.roll.shape and theirs.onsets.sum() == 48  # 12 chords of 4 notes
+        assert (theirs.meter == rolls.UNKNOWN_METER).all()
+
+
+def test_midi_files_know_their_bars_on_the_beat_grid_only(three_ways, tmp_path):
+    """MIDI files without a time signature are in 4/4 from their first tick."""
+    paths, _ = three_ways
+    source = sources.open_source(str(paths["midi"]))
+    beats = songs.preprocess(source, {**DEFAULTS, "steps_per_beat": 2})["songs"][0]
+    seconds = songs.preprocess(source, {**DEFAULTS, "time_base": "seconds"})["songs"][0]
+    np.testing.assert_array_equal(beats.meter, [[since, 8, 4, 4] for since in range(8)] * 3)  # 12 beats
+    assert (seconds.meter == rolls.UNKNOWN_METER).all()
 
 
 def test_a_csv_release_holds_out_its_test_folder(three_ways):
@@ -93,7 +115,8 @@ def test_pool_and_single_process_give_the_same_rolls(tmp_path):
     source = sources.open_source(str(tmp_path / "music"))
     one, two = (songs.preprocess(source, {**DEFAULTS, "workers": n}) for n in (1, 2))
     assert one["ids"] == two["ids"] and len(one["ids"]) == 24
-    assert all(a.tobytes() == b.tobytes() for a, b in zip(one["rolls"], two["rolls"]))
+    same_songs(one["songs"], two["songs"])
+    assert all((song.meter[:, 1:] == (16, 4, 4)).all() for song in two["songs"])  # the pool ships the meter back
 
 
 def test_adding_or_changing_a_file_changes_the_cache_key(tmp_path):
@@ -136,7 +159,8 @@ def test_program_filter_keeps_only_those_notes(three_ways):
     only = songs.preprocess(sources.open_source(str(paths["csv"])), {**DEFAULTS, "programs": "41", "steps_per_beat": 2})
     assert set(only["programs"]) == {41}
     everything = songs.preprocess(sources.open_source(str(paths["csv"])), {**DEFAULTS, "steps_per_beat": 2})
-    assert all(kept.sum() < full.sum() and not (kept & ~full).any() for kept, full in zip(only["rolls"], everything["rolls"]))
+    assert all(kept.roll.sum() < full.roll.sum() and not (kept.roll & ~full.roll).any()
+               for kept, full in zip(only["songs"], everything["songs"]))
 
 
 @pytest.mark.parametrize("value", ["piano", "0", "129"])
@@ -157,7 +181,8 @@ def test_reader_processes_give_the_rolls_of_one_process_for_an_npz_archive(tmp_p
     one, two = (songs.preprocess(source, {**DEFAULTS, "workers": n}) for n in (1, 2))
     assert one["ids"] == two["ids"] and len(one["ids"]) == 20
     assert one["programs"] == two["programs"] and one["skipped"] == two["skipped"] and one["skipped"][0][0] == "2100"
-    assert all(a.tobytes() == b.tobytes() and a.shape == b.shape for a, b in zip(one["rolls"], two["rolls"]))
+    same_songs(one["songs"], two["songs"])
+    assert all((song.meter[:, 1:] == (4, 1, 4)).all() for song in two["songs"])  # a bar a second: two eighths, 1/4
 
 
 # ------------------------------------------------------------------ cache policy
@@ -182,9 +207,7 @@ def test_cache_hit_equals_cache_miss(tmp_path):
     cached = load_or_preprocess(data, tmp_path / "cache", False, CACHE_SETTINGS)
     assert built["ids"] == cached["ids"] == ["0001", "0002"]
     assert built["programs"] == cached["programs"] == [1, 41]
-    for fresh, stored in zip(built["rolls"], cached["rolls"]):
-        np.testing.assert_array_equal(fresh, stored)
-        assert stored.dtype == bool
+    same_songs(built["songs"], cached["songs"])
 
 
 def test_cache_is_plain_npz_without_pickles(tmp_path):
@@ -203,7 +226,7 @@ def test_changed_settings_never_reuse_a_stale_cache(tmp_path):
     with pytest.raises(DataError, match="no roll cache matches"):
         load_or_preprocess(data, tmp_path / "cache", False, {**CACHE_SETTINGS, "steps_per_second": 8.0})
     finer = load_or_preprocess(data, tmp_path / "cache", "auto", {**CACHE_SETTINGS, "steps_per_second": 8.0})
-    assert len(finer["rolls"][1]) == 24
+    assert len(finer["songs"][1]) == 24
 
 
 def test_a_damaged_cache_is_a_clear_error(tmp_path):
@@ -219,11 +242,16 @@ def test_a_damaged_cache_is_a_clear_error(tmp_path):
 # ------------------------------------------------------------------ untrusted cache files
 
 def cached_songs():
-    """Two short rolls of 12 keys and one skipped recording, as preprocess makes them."""
+    """Two short songs of 12 keys, the first a key struck twice in bars of 1/4 at two frames a beat (a pickup frame
+    first), the second in no known meter, and one skipped recording, as preprocess makes them."""
     first, second = np.zeros((3, 12), bool), np.zeros((5, 12), bool)
     first[0:2, 4] = True
     second[4, 11] = True
-    return {"ids": ["a", "b"], "rolls": [first, second], "programs": [1, 41], "skipped": [("c", "a negative start time")]}
+    struck = np.zeros((3, 12), bool)
+    struck[[0, 1], 4] = True
+    meter = [[1, 2, 1, 4], [0, 2, 1, 4], [1, 2, 1, 4]]
+    return {"ids": ["a", "b"], "songs": [rolls.Song(first, struck, meter), rolls.Song(second)], "programs": [1, 41],
+            "skipped": [("c", "a negative start time")]}
 
 
 def write_cache(path, **changes):
@@ -250,14 +278,15 @@ def test_a_cache_round_trips_through_load_rolls(tmp_path):
     loaded = songs.load_rolls(write_cache(tmp_path / "rolls.npz"), num_keys=12)
     assert loaded["ids"] == ["a", "b"] and loaded["programs"] == [1, 41]
     assert loaded["skipped"] == [("c", "a negative start time")]
-    for stored, original in zip(loaded["rolls"], cached_songs()["rolls"]):
-        np.testing.assert_array_equal(stored, original)
+    same_songs(loaded["songs"], cached_songs()["songs"])
+    np.testing.assert_array_equal(loaded["songs"][0].onsets[:, 4], [True, True, False])  # struck again, not held
+    np.testing.assert_array_equal(loaded["songs"][0].meter[:, 0], [1, 0, 1])
 
 
 def test_a_cache_of_only_skipped_recordings_loads(tmp_path):
     path = tmp_path / "rolls.npz"
-    songs.save_rolls(path, {"ids": [], "rolls": [], "programs": [], "skipped": [("a", "no notes")]})
-    assert songs.load_rolls(path, num_keys=88) == {"ids": [], "rolls": [], "programs": [], "skipped": [("a", "no notes")]}
+    songs.save_rolls(path, {"ids": [], "songs": [], "programs": [], "skipped": [("a", "no notes")]})
+    assert songs.load_rolls(path, num_keys=88) == {"ids": [], "songs": [], "programs": [], "skipped": [("a", "no notes")]}
 
 
 @pytest.mark.parametrize("changes, reason", [
@@ -281,6 +310,18 @@ def test_a_cache_of_only_skipped_recordings_loads(tmp_path):
     ({"skipped": np.array(["c", "why"])}, "1-d"),
     ({"skipped": np.array([["c", "why", "extra"]])}, "not \\(id, reason\\) pairs"),
     ({"skipped": np.array([[1, 2]])}, "int64"),
+    ({"onsets": None}, "no 'onsets' array"),
+    ({"meter": None}, "no 'meter' array"),
+    ({"onsets": np.zeros((7, 2), np.uint8)}, "onsets have shape \\(7, 2\\), not \\(8, 2\\)"),
+    ({"onsets": np.zeros((8, 2), np.uint16)}, "'onsets' is uint16, not uint8"),
+    ({"onsets": np.zeros((8, 2), np.int8)}, "2-d int8"),
+    ({"meter": np.zeros((8, 4), np.int32)}, "'meter' is int32, not int16"),
+    ({"meter": np.zeros((8, 4), np.float32)}, "2-d float32"),
+    ({"meter": np.zeros((8, 3), np.int16)}, "meter has shape \\(8, 3\\), not \\(8, 4\\)"),
+    ({"meter": np.zeros((9, 4), np.int16)}, "meter has shape \\(9, 4\\)"),
+    ({"meter": np.zeros((8, 4), np.int16)}, "meter of frame 0 is \\[0, 0, 0, 0\\], not a place in a bar nor unknown"),
+    ({"meter": np.tile(np.int16([4, 4, 4, 4]), (8, 1))}, "meter of frame 0 is \\[4, 4, 4, 4\\]"),   # past its bar
+    ({"meter": np.tile(np.int16([0, 4, 4, -4]), (8, 1))}, "meter of frame 0 is \\[0, 4, 4, -4\\]"),
 ])
 def test_a_damaged_cache_array_is_named_in_a_data_error(tmp_path, changes, reason):
     path = write_cache(tmp_path / "rolls.npz", **changes)
@@ -375,8 +416,9 @@ def test_a_split_naming_a_skipped_recording_leaves_it_out_with_a_note(tmp_path, 
 
 def test_empty_and_one_frame_recordings_are_skipped_with_a_note(tmp_path, capsys):
     built = {"ids": ["a", "b", "c", "d", "e"], "programs": [1] * 5, "skipped": [],
-             "rolls": [np.zeros((0, 88), bool), np.zeros((9, 88), bool), np.eye(3, 88, dtype=bool)[:1],
-                       np.ones((4, 88), bool), np.ones((5, 88), bool)]}
+             "songs": [rolls.Song(roll) for roll in (np.zeros((0, 88), bool), np.zeros((9, 88), bool),
+                                                      np.eye(3, 88, dtype=bool)[:1], np.ones((4, 88), bool),
+                                                      np.ones((5, 88), bool))]}
     settings = {**DEFAULTS, "cache_dir": str(tmp_path), "save_mode": False, "data_path": str(songs.SAMPLE_PATH)}
     source = sources.open_source(songs.SAMPLE_PATH)
     songs.save_rolls(songs.cache_path(songs.cache_key(source, settings), str(tmp_path), settings), built)
@@ -415,12 +457,20 @@ def test_download_musicnet_is_said_only_when_the_default_and_the_sample_are_both
 def test_too_few_songs_are_split_into_stretches_of_each():
     roll = np.zeros((100, 4), bool)
     roll[::3, 1] = True
+    roll[:, 2] = True
+    struck = roll.copy()
+    struck[:, 2] = np.arange(100) % 4 == 0  # key 2 held throughout, struck again every 4 frames: bars of 4/4 at one frame a beat
+    meter = [[frame % 4, 4, 4, 4] for frame in range(100)]
     short = np.ones((5, 4), bool)  # 2 + 2 frames held out leave 1 to train on: too short
-    parts, split = songs.held_out_stretches(["a", "b"], {"a": roll, "b": short})
+    parts, split = songs.held_out_stretches(["a", "b"], {"a": rolls.Song(roll, struck, meter), "b": rolls.Song(short)})
     assert split == {"train": ["a"], "valid": ["a (frames 80-90)"], "test": ["a (frames 90-100)"]}
     for part, (start, end) in {"train": (0, 80), "valid": (80, 90), "test": (90, 100)}.items():
         assert len(parts[part]) == 1
-        np.testing.assert_array_equal(parts[part][0], roll[start:end])
+        np.testing.assert_array_equal(parts[part][0].roll, roll[start:end])
+        np.testing.assert_array_equal(parts[part][0].onsets[1:], struck[start + 1:end])
+        np.testing.assert_array_equal(parts[part][0].meter, meter[start:end])
+    assert not struck[90, 2]
+    np.testing.assert_array_equal(parts["test"][0].onsets[0], [False, True, True, False])  # key 2 held into it: struck
 
 
 @pytest.mark.parametrize("count", [1, 2])
@@ -432,6 +482,7 @@ def test_one_or_two_midi_files_train_on_stretches_and_say_so(tmp_path, capsys, c
     settings = {**DEFAULTS, "cache_dir": str(tmp_path / "cache"), "data_path": str(data)}
     parts, split, program = songs.load_songs(sources.open_source(str(data)), settings)
     assert [len(parts[part]) for part in ("train", "valid", "test")] == [count] * 3
+    assert all(isinstance(song, rolls.Song) and (song.meter[:, 1:] == (16, 4, 4)).all() for song in parts["test"])
     assert split["train"] == [f"piece{number}" for number in range(count)]
     assert split["test"] == [f"piece{number} (frames 144-160)" for number in range(count)]
     assert program == 1

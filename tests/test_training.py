@@ -1,5 +1,6 @@
 """Training: the fit loop ends on the epoch count, on patience or on the time budget, and the log says which;
-the Bernoulli baseline, transposition, training windows, and a loss that stops being finite."""
+the Bernoulli baseline, transposition, training windows (keys sounding, keys struck, meter), the onset NLL beside
+the frame NLL, and a loss that stops being finite."""
 import re
 
 import keras
@@ -7,21 +8,29 @@ import numpy as np
 import pytest
 
 import classically_deep as cd
+import model
 import training
 from configurator import default_settings
 from conftest import quick_args
+from rolls import METER_FEATURES, METER_STEPS, Song, frame_width, meter_features, model_frames
 
 SETTINGS = {"hidden_size": 16, "num_layers": 1, "dropout": 0.3, "head": "nade", "head_size": 8, "pitch_profile": True,
             "ema": 0, "learning_rate": 1e-2, "seq_len": 16, "batch_size": 4, "seed": 1234, "transpose_range": 6,
-            "epochs": 30, "max_minutes": 60.0, "patience": 1000}
+            "epochs": 30, "max_minutes": 60.0, "patience": 1000, "onsets": True, "meter": True}
 
 
-def chord_rolls():
-    """Four (40, 88) bool rolls: a three-note chord each, silent every fourth frame."""
-    songs = [np.zeros((40, 88), bool) for _ in range(4)]
-    for i, roll in enumerate(songs):
+def chord_songs():
+    """Four 40-frame Songs of 88 keys in 4/4 (16 frames a bar): a three-note chord each, silent every fourth frame
+    and struck again in the middle of each three frames it sounds."""
+    songs = []
+    for i in range(4):
+        roll = np.zeros((40, 88), bool)
         roll[:, [40 + i, 44 + i, 47 + i]] = True
         roll[::4] = False
+        onsets = np.zeros_like(roll)
+        onsets[2::4] = roll[2::4]
+        frames = np.arange(40)
+        songs.append(Song(roll, onsets, np.stack([frames % 16, np.full(40, 16), np.full(40, 4), np.full(40, 4)], 1)))
     return songs
 
 
@@ -29,14 +38,15 @@ def train_tiny(tmp_path, **changes):
     """training.train on three chord songs (two batches an epoch), validated on the fourth → its history."""
     settings = {**SETTINGS, "output_dir": str(tmp_path), **changes}
     keras.utils.set_random_seed(1)
-    model = training.build_model(settings, num_keys=88)
-    songs = chord_rolls()
-    history, _ = training.train(model, songs[:3], songs[3:], settings)
+    net = training.build_model(settings, num_keys=88)
+    songs = chord_songs()
+    history, _ = training.train(net, songs[:3], songs[3:], settings)
     return history
 
 
-def test_training_that_runs_every_epoch_says_the_epoch_count_ended_it(tmp_path, capsys):
-    history = train_tiny(tmp_path, epochs=3)
+@pytest.mark.parametrize("onsets, meter", [(True, True), (False, False)], ids=["onsets_and_meter", "rolls_alone"])
+def test_training_that_runs_every_epoch_says_the_epoch_count_ended_it(tmp_path, capsys, onsets, meter):
+    history = train_tiny(tmp_path, epochs=3, onsets=onsets, meter=meter)
     assert len(history["loss"]) == 3
     assert "training stopped in epoch 3: all 3 epochs (epochs) are done\n" in capsys.readouterr().out
 
@@ -58,8 +68,8 @@ def test_training_past_its_time_budget_says_the_budget_ended_it(tmp_path, capsys
 # ------------------------------------------------------------------ the baseline, transposition, windows, a loss that stops being finite
 
 def test_bernoulli_baseline_is_the_key_frequency_nll():
-    train = [np.array([[1, 0], [1, 0], [0, 0], [1, 1]], bool)]  # key 0: 3/4 -> (3+1)/(4+2); key 1: 2/6
-    test = [np.array([[0, 0], [1, 1]], bool)]                   # only the second frame is predicted
+    train = [Song(np.array([[1, 0], [1, 0], [0, 0], [1, 1]], bool))]  # key 0: 3/4 -> (3+1)/(4+2); key 1: 2/6
+    test = [Song(np.array([[0, 0], [1, 1]], bool))]                   # only the second frame is predicted
     expected = -(np.log(4 / 6) + np.log(2 / 6))
     assert training.bernoulli_nll(train, test) == pytest.approx(expected)
 
@@ -77,8 +87,9 @@ def test_transposition_keeps_every_note_on_the_keyboard():
 
 
 def test_training_windows_cover_songs_and_mark_padding():
-    songs = [np.ones((5, 88), bool), np.ones((40, 88), bool)]
-    settings = {**default_settings(), "seq_len": 16, "batch_size": 8, "transpose_range": 0, "pitch_profile": False}
+    songs = [Song(np.ones((5, 88), bool)), Song(np.ones((40, 88), bool))]
+    settings = {**default_settings(), "seq_len": 16, "batch_size": 8, "transpose_range": 0, "pitch_profile": False,
+                "onsets": False, "meter": False}
     windows, targets, weights = training.make_window_dataset(songs, settings)[0]
     assert windows.shape == (8, 17, 88) and targets.shape == (8, 16, 88)
     np.testing.assert_array_equal(targets, windows[:, 1:])
@@ -89,8 +100,9 @@ def test_training_windows_cover_songs_and_mark_padding():
 
 
 def test_training_windows_bring_the_pitch_classes_heard_before_them_transposed_with_them():
-    song = np.eye(88, dtype=bool)                # frame t sounds key t: a window's first key is its start + shift
-    settings = {**default_settings(), "seq_len": 16, "batch_size": 32, "transpose_range": 6, "pitch_profile": True}
+    song = Song(np.eye(88, dtype=bool))          # frame t sounds key t: a window's first key is its start + shift
+    settings = {**default_settings(), "seq_len": 16, "batch_size": 32, "transpose_range": 6, "pitch_profile": True,
+                "onsets": True, "meter": True}
     (windows, heard), targets, weights = training.make_window_dataset([song], settings)[0]
     assert heard.shape == (32, 12)
 
@@ -99,12 +111,81 @@ def test_training_windows_bring_the_pitch_classes_heard_before_them_transposed_w
 
     shifts = set()
     for window, counts in zip(windows, heard):
-        first = int(np.argmax(window[0]))
+        first = int(np.argmax(window[0, :88]))   # the keys sounding come first
         matches = [shift for shift in range(-6, 7)
                    if 0 <= first - shift and np.array_equal(counts, np.roll(heard_before(first - shift), shift))]
         assert matches, (first, counts)
         shifts.update(matches)
     assert len(shifts) > 1                       # transposed windows were drawn and their counts moved with them
+
+
+def struck_again_song():
+    """A 48-frame Song, one 12/4 bar (frame t at bar position t): keys 40 and 44 held throughout, 40 struck every
+    third frame and 44 every fifth."""
+    roll = np.zeros((48, 88), bool)
+    roll[:, [40, 44]] = True
+    onsets = np.zeros_like(roll)
+    onsets[::3, 40] = onsets[::5, 44] = True
+    frames = np.arange(48)
+    return Song(roll, onsets, np.stack([frames, np.full(48, 48), np.full(48, 12), np.full(48, 4)], axis=1))
+
+
+def test_training_windows_carry_the_keys_struck_and_the_meter_and_transposition_moves_only_the_keys():
+    song = struck_again_song()
+    settings = {**default_settings(), "seq_len": 16, "batch_size": 32, "transpose_range": 6, "pitch_profile": False,
+                "onsets": True, "meter": True}
+    windows, targets, weights = training.make_window_dataset([song], settings)[0]
+    assert windows.shape == (32, 17, frame_width(88, True, True)) == (32, 17, 2 * 88 + METER_FEATURES)
+    assert targets.shape == (32, 16, 2 * 88) and weights.shape == (32, 16) and weights.all()
+    shifts = set()
+    for window in windows:
+        start = int(np.argmax(window[0, 2 * 88:2 * 88 + METER_STEPS]))  # the bar position of its first frame
+        frames = slice(start, start + 17)
+        np.testing.assert_array_equal(window[:, 2 * 88:], meter_features(song.meter[frames]))  # never transposed
+        shift = int(np.flatnonzero(window[0, :88])[0]) - 40
+        np.testing.assert_array_equal(window[:, :88], np.roll(song.roll[frames], shift, axis=1))
+        np.testing.assert_array_equal(window[:, 88:2 * 88], np.roll(song.onsets[frames], shift, axis=1))
+        shifts.add(shift)
+    assert len(shifts) > 1 and shifts <= set(range(-6, 7))
+
+
+def test_training_targets_are_the_keys_sounding_then_which_held_keys_are_struck_again():
+    settings = {**default_settings(), "seq_len": 16, "batch_size": 8, "transpose_range": 6, "pitch_profile": False,
+                "onsets": True, "meter": True}
+    windows, targets, _ = training.make_window_dataset([struck_again_song()], settings)[0]
+    sounding, before, struck = windows[:, 1:, :88] > 0.5, windows[:, :-1, :88] > 0.5, windows[:, 1:, 88:176] > 0.5
+    np.testing.assert_array_equal(targets[..., :88], sounding)
+    # 1: struck again, 0: held on, -1: nothing to decide (the key starts, or stops, or stays silent)
+    np.testing.assert_array_equal(targets[..., 88:], np.where(before & sounding, struck.astype(np.float32), -1.0))
+    assert (targets[..., 88:] == 1).any() and (targets[..., 88:] == 0).any()
+
+
+# ------------------------------------------------------------------ the onset NLL beside the sounding keys' NLL
+
+def test_evaluate_reports_the_onset_nll_beside_the_sounding_keys_nll_of_whole_songs():
+    keras.utils.set_random_seed(1)
+    net = training.built(training.build_model(SETTINGS, num_keys=88))  # as evaluate gets it: trained, so built
+    songs = chord_songs()
+    parts = {"train": songs[:2], "valid": songs[2:3], "test": songs[3:]}
+    metrics = training.evaluate(net, parts)
+    assert set(metrics) == {"valid_frame_nll", "test_frame_nll", "valid_onset_nll", "test_onset_nll",
+                            "valid_frame_nll_baseline", "test_frame_nll_baseline"}
+    for part in ("valid", "test"):  # the whole song in one call of the model: the same NLLs, each of its own keys
+        frames = model_frames(parts[part][0], True, True)[None]
+        logits = keras.ops.convert_to_numpy(net(frames))
+        targets = model.song_targets(frames, 88, True)
+        sounding = keras.ops.convert_to_numpy(model.frame_nll(targets[..., :88], logits[..., :88])).mean()
+        again = keras.ops.convert_to_numpy(model.onset_nll(targets[..., 88:], logits[..., 88:])).mean()
+        assert metrics[f"{part}_frame_nll"] == pytest.approx(sounding, rel=1e-4)
+        assert metrics[f"{part}_onset_nll"] == pytest.approx(again, rel=1e-4) and again > 0
+        assert metrics[f"{part}_frame_nll_baseline"] == training.bernoulli_nll(parts["train"], parts[part])
+
+
+def test_a_model_without_onsets_reports_no_onset_nll():
+    net = training.built(training.build_model({**SETTINGS, "onsets": False, "meter": False}, num_keys=88))
+    songs = chord_songs()
+    metrics = training.evaluate(net, {"train": songs[:2], "valid": songs[2:3], "test": songs[3:]})
+    assert set(metrics) == {"valid_frame_nll", "test_frame_nll", "valid_frame_nll_baseline", "test_frame_nll_baseline"}
 
 
 
@@ -126,27 +207,23 @@ class BlowUp(keras.optimizers.schedules.LearningRateSchedule):
 
 def train_until_it_blows_up(tmp_path, steps):
     """training.train on three chord songs (2 batches an epoch) with a BlowUp learning rate → (model, history)."""
-    from model import MusicLSTM, frame_nll
-    songs = [np.zeros((40, 88), bool) for _ in range(4)]
-    for i, roll in enumerate(songs):
-        roll[:, [40 + i, 44 + i, 47 + i]] = True
-        roll[::4] = False
+    songs = chord_songs()
     settings = {**default_settings(), "hidden_size": 16, "head_size": 8, "seq_len": 16, "batch_size": 4,
-                "output_dir": str(tmp_path), "epochs": 30}
+                "output_dir": str(tmp_path), "epochs": 30, "onsets": True, "meter": True}
     keras.utils.set_random_seed(1)
-    model = MusicLSTM(num_keys=88, units=16, layers=1, head="nade", head_units=8)
-    model.compile(optimizer=keras.optimizers.Adam(BlowUp(steps), clipnorm=1.0), loss=frame_nll)
-    history, _ = training.train(model, songs[:3], songs[3:], settings)
-    return model, history
+    net = model.MusicLSTM(num_keys=88, units=16, layers=1, head="nade", head_units=8, onsets=True, meter=True)
+    net.compile(optimizer=keras.optimizers.Adam(BlowUp(steps), clipnorm=1.0), loss=model.song_nll)
+    history, _ = training.train(net, songs[:3], songs[3:], settings)
+    return net, history
 
 
 def test_a_loss_that_stops_being_finite_ends_training_with_the_best_weights(tmp_path, capsys):
-    model, history = train_until_it_blows_up(tmp_path, steps=12)  # 6 good epochs
+    net, history = train_until_it_blows_up(tmp_path, steps=12)  # 6 good epochs
     assert len(history["loss"]) == 7 and np.isnan(history["loss"][-1])
     assert "training stopped in epoch 7: the training loss became nan; going on with the best weights (epoch 6" \
         in capsys.readouterr().out
     best = keras.saving.load_model(tmp_path / "best.keras")
-    for ours, saved in zip(model.get_weights(), best.get_weights()):
+    for ours, saved in zip(net.get_weights(), best.get_weights()):
         assert np.isfinite(ours).all()
         np.testing.assert_array_equal(ours, saved)
 
