@@ -326,6 +326,7 @@ class SongScorer:
     """
 
     def __init__(self, model, songs_per_batch=8, chunk_frames=512, pad_frames=64):
+        """model: a built MusicLSTM (called once, trained or loaded: JAX compiles with its weights as they are)."""
         self.model, self.songs_per_batch = model, songs_per_batch
         self.chunk_frames, self.pad_frames = round_up(chunk_frames, pad_frames), pad_frames
         self.score_chunk = compile_for_backend(model, self._score_chunk)

@@ -152,7 +152,12 @@ def resume_state(settings, data_fingerprint):
     fault = progress_fault(state, settings["learning_rate"])
     if fault:
         raise DataError(f"cannot resume: {printable(marker)} is damaged: {fault}")
-    changed = [f"{name} (was {brief(saved.get(name, 'unset'))}, now {brief(value)})"
+    missing = [name for name in settings if name not in RESUMABLE_CHANGES and name not in saved]
+    if missing:
+        raise DataError(f"cannot resume: the interrupted run in {printable(out)} was saved by an earlier version, "
+                        f"without the settings {', '.join(missing)}, and cannot go on: delete {printable(marker)} "
+                        "(or pick another --output_dir) to train afresh")
+    changed = [f"{name} (was {brief(saved.get(name))}, now {brief(value)})"
                for name, value in settings.items() if name not in RESUMABLE_CHANGES and saved.get(name) != value]
     if changed:
         raise DataError("cannot resume: settings that shape the data or the model differ from the interrupted "

@@ -126,6 +126,16 @@ def test_resuming_with_a_changed_model_setting_is_refused(interrupted, tmp_path,
     assert "cannot resume" in err and "hidden_size (was 16, now 32)" in err
 
 
+def test_resuming_a_run_saved_before_onsets_and_meter_is_refused_saying_how_to_start_afresh(interrupted, tmp_path,
+                                                                                            capsys):
+    out = snapshot_copy(interrupted, tmp_path)
+    saved = json.loads((out / "settings.json").read_text())
+    (out / "settings.json").write_text(json.dumps({k: v for k, v in saved.items() if k not in ("onsets", "meter")}))
+    err = refused(capsys, [*interrupted[0], f"--output_dir={out}", "--resume=True"])
+    assert "was saved by an earlier version, without the settings onsets, meter" in err
+    assert f"delete {out / 'resume.json'}" in err
+
+
 def test_resuming_may_change_the_epochs_and_the_time_budget(interrupted, tmp_path):
     out = snapshot_copy(interrupted, tmp_path)
     progress = json.loads((out / "resume.json").read_text())
