@@ -346,6 +346,20 @@ def bar_occurrences(onsets, measure, beat, lengths):
     return starts[by_start], order[firsts][by_start]
 
 
+def steady_starts(starts, lengths, slack=0.25):
+    """Bar starts (ascending, in quarters) and lengths → the starts with each one that lies within slack of a bar of
+    where whole bars of the bar before it lead put there: bars follow each other at their length, and only a
+    larger step (a repeat, a skip, a bar of another length) starts a new run. Performance-derived starts wobble
+    by a fraction of a beat; a score's starts are unchanged."""
+    steady = np.array(starts, float)
+    for i in range(1, len(steady)):
+        step = lengths[i - 1]
+        expected = steady[i - 1] + max(1.0, np.round((steady[i] - steady[i - 1]) / step)) * step
+        if abs(steady[i] - expected) < slack * step:
+            steady[i] = expected
+    return steady
+
+
 def bar_lines(starts, lengths, end):
     """Known bars' starts (ascending, each before end) and lengths, in quarters → (every bar line in quarters, the
     known bar each line's bar follows), from the last line at or before 0 to the first at or after end.
@@ -372,8 +386,8 @@ def beat_meter(onsets, notes, frames, steps_per_beat):
     """Notes on the beat grid (onsets in quarters from frame 0) → (frames, 4) int16 meter (see Song); None when no note's
     bar is known (no measure/beat, or no time signature: the CSV release).
 
-    Bar lines come from the bars the notes are played in (bar_occurrences);
-    starts closer than half a frame are one bar line; bar_lines fills in bars
+    Bar lines come from the bars the notes are played in (bar_occurrences),
+    kept steady (steady_starts); starts closer than half a frame are one bar line; bar_lines fills in bars
     without notes. A bar line lies on the frame nearest it; a bar shorter than
     a frame counts as one frame long.
     """
@@ -389,6 +403,7 @@ def beat_meter(onsets, notes, frames, steps_per_beat):
     starts, firsts = starts[inside], firsts[inside]
     if not len(starts):
         return None
+    starts = steady_starts(starts, lengths[firsts])
     distinct = np.concatenate([[True], np.diff(starts) >= 0.5 / steps_per_beat])
     starts, firsts = starts[distinct], firsts[distinct]
     lines, bar = bar_lines(starts, lengths[firsts], end)

@@ -267,7 +267,7 @@ def preprocess(source, settings):
 
 # ------------------------------------------------------------------ the roll cache file
 
-ROLL_FORMAT = 5  # bump whenever organize_song changes what it makes, so old caches are not reused
+ROLL_FORMAT = 6  # bump whenever organize_song changes what it makes, so old caches are not reused
 ROLL_SETTINGS = ("lowest_note", "highest_note", "time_base", "steps_per_second", "steps_per_beat")
 # What each cache array must be: (dtype kinds, dimensions, exact dtype or None). Checked from the .npy header before
 # it is read. packed / onsets: every song's roll / onsets, frames one after another, 8 keys a byte; meter: their meter.

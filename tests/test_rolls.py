@@ -565,3 +565,11 @@ def test_the_meter_follows_every_bar_and_time_signature(signatures, silent):
     expected = [row for numerator, denominator in signatures
                 for row in bar_meter(8 * numerator // denominator, numerator, denominator)]
     np.testing.assert_array_equal(song.meter, expected)
+
+
+def test_bar_starts_that_wobble_by_a_fraction_of_a_beat_are_kept_steady_and_a_real_jump_starts_anew():
+    lengths = np.full(5, 2.0)                       # 2/4 bars, in quarters
+    wobbly = np.array([0.0, 2.3, 3.8, 6.1, 9.0])   # label noise of up to 0.3 quarter; then a jump of half a bar
+    np.testing.assert_allclose(rolls.steady_starts(wobbly, lengths), [0.0, 2.0, 4.0, 6.0, 9.0])
+    score = np.array([0.0, 2.0, 4.0, 7.0])          # a score's bars, a 3/4 bar after two 2/4: unchanged
+    np.testing.assert_allclose(rolls.steady_starts(score, np.array([2.0, 2.0, 3.0, 3.0])), score)
