@@ -15,7 +15,7 @@ from conftest import timed_messages
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(ROOT, "models", "sample.keras")
 SAMPLE = os.path.join(ROOT, "data", "sample.npz")
-TEST_FRAME_NLL = 3.956  # on the sample's four test songs, as models/README.md says (nats)
+TEST_FRAME_NLL = 4.253  # on the sample's four test songs, as models/README.md says (nats)
 
 
 def test_the_shipped_model_is_a_few_mb_and_holds_the_default_roll_and_model_settings():
