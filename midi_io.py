@@ -572,7 +572,7 @@ def _note_beats(notes, tempo, bpm):
     samples_per_beat = tempo / 1e6 * SAMPLE_RATE
     if np.isnan(notes["start_beat"]).all():
         return notes["start"] / samples_per_beat, notes["end"] / samples_per_beat
-    onsets, offsets = beat_positions(notes)
+    onsets, offsets, _ = beat_positions(notes)
     drift = np.maximum(np.abs(notes["start"] - onsets * samples_per_beat), np.abs(notes["end"] - offsets * samples_per_beat))
     if (drift > 1).any():
         first = int(np.argmax(drift > 1))

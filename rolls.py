@@ -290,7 +290,8 @@ def performed_beats(notes):
 
 
 def beat_positions(notes):
-    """Notes → (onsets, offsets) in quarter-note beats from the first bar line, never negative.
+    """Notes → (onsets, offsets) in quarter-note beats from the first bar line, never negative, and the bar's
+    length in quarters that performed_beats found (None where the notes give their beats).
 
     Uses start_beat / beats (the CSV release, MIDI files) when any note has
     them; otherwise the archive's measure and beat fields through
@@ -305,22 +306,22 @@ def beat_positions(notes):
             (lengths < 0, "a note that ends before it starts (negative beats)"),
             ((onsets > MAX_TIME) | (lengths > MAX_TIME), "a start_beat or beats value beyond 2**53"),
         ], len(notes))
-        return onsets, onsets + lengths
+        return onsets, onsets + lengths, None
     onsets, offsets, per_bar = performed_beats(notes)
     origin = np.floor(onsets.min() * per_bar)
-    return onsets * per_bar - origin, offsets * per_bar - origin
+    return onsets * per_bar - origin, offsets * per_bar - origin, per_bar
 
 
-def time_signatures(notes):
-    """Notes → (numerator, denominator) int64 arrays: each note's time signature, 0 where unknown.
+def time_signatures(notes, per_bar):
+    """Notes and beat_positions' bar length → (numerator, denominator) int64 arrays: each note's time signature, 0
+    where unknown.
 
-    Notes with start_beat (the CSV release, MIDI files) carry their own; for
-    archive notes it is the bar length performed_beats finds, per_bar
-    quarters: (per_bar, 4) when whole, else (2 * per_bar, 8).
+    Notes with start_beat (the CSV release, MIDI files; per_bar None) carry
+    their own; for archive notes it is the bar length performed_beats found,
+    per_bar quarters: (per_bar, 4) when whole, else (2 * per_bar, 8).
     """
-    if not np.isnan(notes["start_beat"]).all():
+    if per_bar is None:
         return notes["numerator"].astype(np.int64), notes["denominator"].astype(np.int64)
-    per_bar = performed_beats(notes)[2]
     numerator, denominator = (int(per_bar), 4) if per_bar == int(per_bar) else (int(2 * per_bar), 8)
     return np.full(len(notes), numerator, np.int64), np.full(len(notes), denominator, np.int64)
 
@@ -382,16 +383,16 @@ def bar_lines(starts, lengths, end):
 METER_LIMIT = np.iinfo(np.int16).max  # meter values are int16: a bar longer than this many frames is cut to it
 
 
-def beat_meter(onsets, notes, frames, steps_per_beat):
-    """Notes on the beat grid (onsets in quarters from frame 0) → (frames, 4) int16 meter (see Song); None when no note's
-    bar is known (no measure/beat, or no time signature: the CSV release).
+def beat_meter(onsets, notes, per_bar, frames, steps_per_beat):
+    """Notes on the beat grid (onsets in quarters from frame 0, per_bar from beat_positions) → (frames, 4) int16 meter
+    (see Song); None when no note's bar is known (no measure/beat, or no time signature: the CSV release).
 
     Bar lines come from the bars the notes are played in (bar_occurrences),
     kept steady (steady_starts); starts closer than half a frame are one bar line; bar_lines fills in bars
     without notes. A bar line lies on the frame nearest it; a bar shorter than
     a frame counts as one frame long.
     """
-    numerator, denominator = time_signatures(notes)
+    numerator, denominator = time_signatures(notes, per_bar)
     known = np.isfinite(notes["measure"]) & np.isfinite(notes["beat"]) & (numerator > 0) & (denominator > 0)
     if frames == 0 or not known.any():
         return None
@@ -457,14 +458,14 @@ def organize_song(notes, *, lowest_note=21, highest_note=108, time_base="seconds
         starts = notes["start"] * steps_per_second / sample_rate
         ends = notes["end"] * steps_per_second / sample_rate
     else:
-        onsets, offsets = beat_positions(notes)
+        onsets, offsets, per_bar = beat_positions(notes)
         starts, ends = onsets * steps_per_beat, offsets * steps_per_beat
     inside = (notes["note"] >= lowest_note) & (notes["note"] <= highest_note)
     song = roll_from_spans(starts[inside], ends[inside], notes["note"][inside] - lowest_note, num_keys,
                            num_frames=np.ceil(ends.max() - 1e-6), max_frames=max_frames)  # dropped notes set the length too
     if time_base == "seconds":
         return song
-    return Song(song.roll, song.onsets, beat_meter(onsets, notes, len(song), steps_per_beat))
+    return Song(song.roll, song.onsets, beat_meter(onsets, notes, per_bar, len(song), steps_per_beat))
 
 
 def main_program(notes):

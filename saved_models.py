@@ -133,7 +133,7 @@ def config_fault(saved):
         if field in config and not valid(config[field], config):
             return f"its {field} is {brief(config[field])}, not {meaning}"
     if not input_shape_fits(saved.get("build_config"), {**LARGEST_INPUTS, "pitch_profile": config["pitch_profile"]},
-                            frame_width(config["num_keys"], *(model_flag(config, name) for name in ("onsets", "meter")))):
+                            frame_width(config["num_keys"], *(config_field(config, name) for name in ("onsets", "meter")))):
         return f"it was built for inputs {brief(saved.get('build_config'))}"
     return None
 
@@ -170,15 +170,16 @@ def settings_beside(path, num_keys, what):
     return roll
 
 
-def model_flag(config, field):
-    """A checked model config's onsets or meter: False in a model saved before it had them (it reads rolls alone)."""
-    return config.get(field, OPTIONAL_FIELDS[field])
+def config_field(config, field):
+    """A checked model config's field; one a model saved before it existed lacks reads as OPTIONAL_FIELDS says (onsets
+    and meter False: it reads rolls alone)."""
+    return config.get(field, OPTIONAL_FIELDS.get(field))
 
 
 def model_values(saved):
     """The settings a saved model fixes → {setting: the model's value}: its roll settings and its architecture."""
     config = saved["config"]
-    return {**saved["roll"], **{name: config.get(field, OPTIONAL_FIELDS.get(field)) for name, field in MODEL_SETTINGS.items()}}
+    return {**saved["roll"], **{name: config_field(config, field) for name, field in MODEL_SETTINGS.items()}}
 
 
 def restore_settings(saved, settings, defaults, what="model_path"):
@@ -205,14 +206,14 @@ def describe(saved):
     return (f"{config['num_keys']} keys (MIDI {roll['lowest_note']} to {roll['highest_note']}), {grid}, "
             f"{config['layers']} x {config['units']} LSTM, {head}"
             f"{', pitch-class profile' if config['pitch_profile'] else ''}"
-            f"{', onsets' if model_flag(config, 'onsets') else ''}{', meter' if model_flag(config, 'meter') else ''}; "
+            f"{', onsets' if config_field(config, 'onsets') else ''}{', meter' if config_field(config, 'meter') else ''}; "
             f"{saved['parameters']:,} weights")
 
 
 def parameter_count(config):
     """The number of weights a MusicLSTM of this (checked) config holds, from its sizes alone."""
     keys, units, heard = config["num_keys"], config["units"], 12 if config["pitch_profile"] else 0
-    channels = frame_width(keys, model_flag(config, "onsets"), model_flag(config, "meter"))
+    channels = frame_width(keys, config_field(config, "onsets"), config_field(config, "meter"))
     count, width = 0, channels + heard
     for _ in range(config["layers"]):
         count += 4 * units * (width + units + 1)  # an LSTM layer: four gates over its input and its own output
@@ -222,7 +223,7 @@ def parameter_count(config):
     if config["head"] == "nade":
         hidden = config["head_units"]
         count += context * hidden + hidden + 2 * keys * hidden
-    if model_flag(config, "onsets"):
+    if config_field(config, "onsets"):
         count += context * keys + keys + keys * keys  # the onset logits: from the context and the keys sounding
     return count
 
