@@ -22,6 +22,7 @@ from midi_io import TICKS_PER_FRAME, program_number
 
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "classically_deep.py")
 CHOICES = {"save_mode": ("auto", True, False), "time_base": ("beats", "seconds"), "head": ("nade", "sigmoid"),
+           "schedule": ("cosine", "plateau"),
            "distribute": ("none", "data_parallel")}
 MAX_SIZES = {"hidden_size": 4096, "head_size": 4096, "num_layers": 16, "batch_size": 4096, "seq_len": 100_000}
 MAX_FRAMES_PER_BEAT = 32767 // TICKS_PER_FRAME  # a MIDI file holds at most 32767 ticks per quarter note
