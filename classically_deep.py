@@ -66,9 +66,9 @@ seq_len = 64                     # frames per training window
 batch_size = 16                  # windows per batch (small batches: more updates per CPU minute)
 epochs = 500                     # most passes over the training frames (max_minutes usually stops first); 0 = preprocess only
 max_minutes = 4.0                # wall-clock training budget, minutes
-learning_rate = 1e-2             # Adam step size at the start
-schedule = "cosine"              # "cosine": the step size falls to 0 at the end of max_minutes (or epochs), trained to the end; "plateau": halved on validation plateaus
-patience = 20                    # schedule = "plateau": epochs without validation improvement before stopping (the step size halves after half as many)
+learning_rate = 1e-2             # Adam step size at the start, halved on validation plateaus
+plateau = 10                     # epochs without validation improvement before the learning rate halves
+patience = 0                     # epochs without validation improvement before stopping; 0 = never: train to max_minutes (or epochs)
 ema = 0.99                       # average of the weights validated and kept (Adam's EMA momentum; pays off after some hundred steps); 0 = off
 transpose_range = 6              # random transposition of training windows, ± semitones (0 = off)
 seed = 1234                      # same seed, same run (within the time budget); 0 to 2**32 - 1

@@ -22,7 +22,6 @@ from midi_io import TICKS_PER_FRAME, program_number
 
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "classically_deep.py")
 CHOICES = {"save_mode": ("auto", True, False), "time_base": ("beats", "seconds"), "head": ("nade", "sigmoid"),
-           "schedule": ("cosine", "plateau"),
            "distribute": ("none", "data_parallel")}
 MAX_SIZES = {"hidden_size": 4096, "head_size": 4096, "num_layers": 16, "batch_size": 4096, "seq_len": 100_000}
 MAX_FRAMES_PER_BEAT = 32767 // TICKS_PER_FRAME  # a MIDI file holds at most 32767 ticks per quarter note
@@ -142,7 +141,7 @@ def check_settings(settings):
         if not 0 <= settings[name] < 1:
             raise SettingsError(f"{name} must be in [0, 1)")
     for name in ("steps_per_beat", "steps_per_second", "hidden_size", "num_layers", "head_size", "seq_len",
-                 "batch_size", "max_minutes", "learning_rate", "temperature", "primer_frames",
+                 "batch_size", "max_minutes", "learning_rate", "plateau", "temperature", "primer_frames",
                  "max_member_mb", "max_frames"):
         if settings[name] <= 0:
             raise SettingsError(f"{name} must be positive, not {settings[name]}")

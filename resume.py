@@ -25,7 +25,7 @@ from rolls import frame_width
 # settings that --resume=True may change; any other must be as the interrupted run had it
 RESUMABLE_CHANGES = ("output_dir", "cache_dir", "save_mode", "max_member_mb", "workers", "resume", "epochs", "sample_seed",
                      "distribute", "coordinator_address", "num_processes", "process_id",
-                     "max_minutes", "patience", "primer_frames", "primer_path", "include_primer", "generate_frames",
+                     "max_minutes", "plateau", "patience", "primer_frames", "primer_path", "include_primer", "generate_frames",
                      "temperature", "note_floor", "num_outputs", "bpm", "soundfont", "instrument", "velocity")
 RESUME_FIELDS = {"epoch": int, "minutes": (int, float), "learning_rate": (int, float), "history": dict,
                  "callbacks": dict, "checkpoint_sha256": str}

@@ -4,8 +4,9 @@
     metrics = evaluate(model, parts)
 
 Keeps the best weights in output_dir/best.keras (written atomically, with the
-roll settings in the model's config and without the optimizer state). Ends at
-`epochs`, on `patience`, past `max_minutes`, when the loss stops being
+roll settings in the model's config and without the optimizer state); halves the
+learning rate after `plateau` epochs without a better validation NLL. Ends at
+`epochs`, on `patience` (if set), past `max_minutes`, when the loss stops being
 finite, or on Ctrl-C / SIGTERM, which saves resume.keras and resume.json
 (resume.py) so that `--resume=True` continues the run; the log says which.
 load_resume_model reads resume.keras back, once it holds the model these
@@ -323,30 +324,6 @@ class Resumable:
                 for name, value in values.items()}
 
 
-class CosineToDeadline(keras.callbacks.Callback):
-    """Sets the learning rate as each epoch begins: from learning_rate down a half cosine to 0 at the end of the
-    budget, which is max_minutes (minutes: a Clock over all sessions) or the last of `epochs`, whichever comes first.
-
-    Read once per epoch, on process 0's clock, so every process steps alike;
-    a run that the epochs end (the budget far from spent) repeats exactly."""
-
-    def __init__(self, learning_rate, epochs, minutes, max_minutes):
-        super().__init__()
-        self.learning_rate, self.epochs, self.minutes, self.max_minutes = learning_rate, epochs, minutes, max_minutes
-
-    def on_epoch_begin(self, epoch, logs=None):
-        spent = distribute.from_process_0(lambda: self.minutes() / self.max_minutes if self.max_minutes > 0 else 1.0)
-        self.model.optimizer.learning_rate = cosine_rate(self.learning_rate, max(epoch / self.epochs, spent))
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-def cosine_rate(peak, progress):
-    """The learning rate of a half cosine from peak at progress 0 to 0 at progress 1 (and after)."""
-    return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
 class Plateau(Resumable, keras.callbacks.ReduceLROnPlateau):
     """Halves the learning rate when val_frame_nll stops improving."""
     STATE = CALLBACK_STATES["Plateau"]
@@ -410,16 +387,14 @@ def train(model, train_songs, valid_songs, settings, resumed=None):
     rolls = {name: settings[name] for name in ROLL_SETTINGS} if set(ROLL_SETTINGS) <= set(settings) else None
     best = BestCheckpoint(resumed["callbacks"], checkpoint, writes, rolls)
     patience = Patience(resumed["callbacks"], patience=settings["patience"], **MONITOR)
-    plateau = Plateau(resumed["callbacks"], factor=0.5, patience=max(1, settings["patience"] // 2), **MONITOR)
-    resumables = [plateau, patience, best]  # all saved at an interruption; the cosine schedule leaves two unused
-    schedule = ([plateau, patience] if settings["schedule"] == "plateau" else
-                [CosineToDeadline(settings["learning_rate"], settings["epochs"], minutes, settings["max_minutes"])])
-    for unused in [callback for callback in (plateau, patience) if callback not in schedule]:
-        unused.on_train_begin()  # their states (as resumed) go on to resume.json unchanged
+    plateau = Plateau(resumed["callbacks"], factor=0.5, patience=settings["plateau"], **MONITOR)
+    resumables = [plateau, patience, best]
+    if not settings["patience"]:  # never stop early: the state stays as it was (resumed) for resume.json
+        patience.on_train_begin()
     # with ema, the averaged weights are swapped in at each epoch's end, so validation and best.keras use them
     averaged = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if model.optimizer.use_ema else []
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: setattr(windows, "epoch", epoch)),
-                 *averaged, ValidationNLL(valid_songs), stop, *schedule, best]
+                 *averaged, ValidationNLL(valid_songs), stop, plateau, *([patience] if settings["patience"] else []), best]
     with signal_handler(caught):
         fitted = model.fit(windows, epochs=settings["epochs"], initial_epoch=resumed["epoch"], shuffle=False,
                            callbacks=callbacks + [Progress(settings["epochs"], sys.stdout.isatty())],

@@ -223,10 +223,11 @@ def data_paths(name):
     return os.path.join(DATA_DIR, f"{name}.npz"), os.path.join(DATA_DIR, f"{name}_split.json")
 
 
-def train_corpus(name, extra_args):
-    """Train the default model on one corpus through the driver's command line → (metrics dict, wall seconds)."""
+def train_corpus(name, extra_args, output_dir=None):
+    """Train the default model on one corpus through the driver's command line (into benchmarks/output/corpora-NAME
+    unless output_dir is given) → (metrics dict, wall seconds)."""
     archive, split = data_paths(name)
-    output_dir = os.path.join(HERE, "output", f"corpora-{name}")
+    output_dir = output_dir or os.path.join(HERE, "output", f"corpora-{name}")
     command = [sys.executable, os.path.join(ROOT, "classically_deep.py"), f"--data_path={archive}",
                f"--split_path={split}", *CORPORA[name][1], f"--output_dir={output_dir}", *extra_args]
     print("$ " + " ".join(command[1:]), flush=True)
@@ -264,17 +265,22 @@ def main(argv):
     unknown = [name for name in names if name not in CORPORA]
     if unknown or not names:
         sys.exit(f"error: --corpus takes a comma-separated list of {', '.join(CORPORA)}, not {unknown or 'nothing'}")
-    os.makedirs(DATA_DIR, exist_ok=True)
     for name in names:
-        archive, split = data_paths(name)
-        if os.path.exists(archive) and os.path.exists(split):
-            print(f"using {archive} and {split}")
-        else:
-            started = time.monotonic()
-            CORPORA[name][0](archive, split)
-            print(f"built {name} in {(time.monotonic() - started) / 60:.1f} min: wrote {archive} and {split}")
+        build_corpus(name)
     results = {name: train_corpus(name, extra) for name in names}
     print("\n" + table(results))
+
+
+def build_corpus(name):
+    """Build the corpus archive and split file under benchmarks/data/ unless both are there."""
+    os.makedirs(DATA_DIR, exist_ok=True)
+    archive, split = data_paths(name)
+    if os.path.exists(archive) and os.path.exists(split):
+        print(f"using {archive} and {split}")
+    else:
+        started = time.monotonic()
+        CORPORA[name][0](archive, split)
+        print(f"built {name} in {(time.monotonic() - started) / 60:.1f} min: wrote {archive} and {split}")
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ COMPOSING = {**SETTINGS, "num_outputs": 2, "generate_frames": 16, "include_prime
              "sample_seed": 1, "note_floor": 0.0, "hidden_size": 16, "num_layers": 1, "dropout": 0.0, "head": "nade",
              "head_size": 8, "pitch_profile": True, "onsets": True, "meter": True, "ema": 0, "learning_rate": 1e-2,
              "seq_len": 16, "batch_size": 4, "seed": 1, "transpose_range": 3, "epochs": 4, "max_minutes": 5.0,
-             "schedule": "plateau", "patience": 100}
+             "plateau": 50, "patience": 100}
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from rolls import METER_FEATURES, METER_STEPS, Song, frame_width, meter_features
 
 SETTINGS = {"hidden_size": 16, "num_layers": 1, "dropout": 0.3, "head": "nade", "head_size": 8, "pitch_profile": True,
             "ema": 0, "learning_rate": 1e-2, "seq_len": 16, "batch_size": 4, "seed": 1234, "transpose_range": 6,
-            "epochs": 30, "max_minutes": 60.0, "schedule": "cosine", "patience": 1000, "onsets": True, "meter": True}
+            "epochs": 30, "max_minutes": 60.0, "plateau": 500, "patience": 1000, "onsets": True, "meter": True}
 
 
 def chord_songs():
@@ -52,29 +52,18 @@ def test_training_that_runs_every_epoch_says_the_epoch_count_ended_it(tmp_path, 
 
 
 def test_training_whose_validation_stops_improving_says_patience_ended_it(tmp_path, capsys):
-    history = train_tiny(tmp_path, learning_rate=0.0, patience=2, schedule="plateau")  # the NLL never changes
+    history = train_tiny(tmp_path, learning_rate=0.0, patience=2)  # the weights never change: nor does the NLL
     assert len(history["loss"]) == 3 and len(set(history["val_frame_nll"])) == 1
     assert "training stopped in epoch 3: no better validation NLL in 2 epochs (patience)\n" in capsys.readouterr().out
 
 
-def test_the_cosine_schedule_trains_to_the_end_whatever_the_validation_does(tmp_path, capsys):
-    history = train_tiny(tmp_path, learning_rate=0.0, patience=2, epochs=6)  # the NLL never changes
-    assert len(history["loss"]) == 6 and len(set(history["val_frame_nll"])) == 1
-    assert "training stopped in epoch 6: all 6 epochs (epochs) are done\n" in capsys.readouterr().out
-
-
-def test_the_cosine_schedule_falls_from_the_learning_rate_to_zero_over_the_epochs(tmp_path):
-    history = train_tiny(tmp_path, epochs=4)  # the budget of 60 minutes far from spent: the epochs set the pace
-    assert history["learning_rate"] == pytest.approx([1e-2, 1e-2 * (2 + 2 ** 0.5) / 4, 5e-3, 1e-2 * (2 - 2 ** 0.5) / 4])
-
-
-@pytest.mark.parametrize("minutes, expected", [(0.0, 1e-2), (15.0, 5e-3), (45.0, 0.0), (90.0, 0.0)])
-def test_the_cosine_schedule_follows_the_clock_when_the_budget_runs_out_first(minutes, expected):
-    net = training.build_model(SETTINGS, num_keys=88)
-    schedule = training.CosineToDeadline(1e-2, epochs=1000, minutes=lambda: minutes, max_minutes=30.0)
-    schedule.set_model(net)
-    schedule.on_epoch_begin(0)
-    assert float(keras.ops.convert_to_numpy(net.optimizer.learning_rate)) == pytest.approx(expected, abs=1e-9)
+def test_training_without_patience_runs_every_epoch_halving_the_learning_rate_on_plateaus(tmp_path, capsys):
+    history = train_tiny(tmp_path, learning_rate=1e-9, plateau=2, patience=0, epochs=7)  # the NLL barely moves
+    assert len(history["loss"]) == 7
+    assert "training stopped in epoch 7: all 7 epochs (epochs) are done\n" in capsys.readouterr().out
+    rates = history["learning_rate"]
+    assert rates[0] == pytest.approx(1e-9) and rates[-1] == pytest.approx(2.5e-10)  # halved twice in 7 epochs
+    assert all(later in (pytest.approx(earlier), pytest.approx(earlier / 2)) for earlier, later in zip(rates, rates[1:]))
 
 
 def test_training_past_its_time_budget_says_the_budget_ended_it(tmp_path, capsys):
