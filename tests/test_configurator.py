@@ -12,6 +12,13 @@ def test_override_is_typed_like_its_default():
     assert defaults == default_settings()  # defaults untouched
 
 
+@pytest.mark.parametrize("args, dropout", [([], 0.3), (["--max_minutes=9.9"], 0.3), (["--max_minutes=10"], 0.5),
+                                           (["--max_minutes=30"], 0.5), (["--max_minutes=30", "--dropout=0.3"], 0.3),
+                                           (["--dropout=0.2", "--max_minutes=30"], 0.2), (["--dropout=0.1"], 0.1)])
+def test_a_budget_of_ten_minutes_or_more_raises_the_dropout_unless_it_is_given(args, dropout):
+    assert resolve_settings(args, default_settings())["dropout"] == dropout
+
+
 def test_unknown_setting_is_refused_with_the_valid_names():
     with pytest.raises(SettingsError, match="unknown setting --epoch;.*epochs"):
         resolve_settings(["--epoch=3"], default_settings())
