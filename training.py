@@ -330,8 +330,13 @@ class Plateau(Resumable, keras.callbacks.ReduceLROnPlateau):
 
 
 class Patience(Resumable, keras.callbacks.EarlyStopping):
-    """Ends training after `patience` epochs without a better val_frame_nll (stopped_epoch > 0 once it has)."""
+    """Ends training after `patience` epochs without a better val_frame_nll (stopped_epoch > 0 once it has);
+    patience 0: never (its state stays as it was, or as resumed)."""
     STATE = CALLBACK_STATES["Patience"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.patience:
+            super().on_epoch_end(epoch, logs)
 
 
 class BestCheckpoint(Resumable, keras.callbacks.Callback):
@@ -389,12 +394,10 @@ def train(model, train_songs, valid_songs, settings, resumed=None):
     patience = Patience(resumed["callbacks"], patience=settings["patience"], **MONITOR)
     plateau = Plateau(resumed["callbacks"], factor=0.5, patience=settings["plateau"], **MONITOR)
     resumables = [plateau, patience, best]
-    if not settings["patience"]:  # never stop early: the state stays as it was (resumed) for resume.json
-        patience.on_train_begin()
     # with ema, the averaged weights are swapped in at each epoch's end, so validation and best.keras use them
     averaged = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if model.optimizer.use_ema else []
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: setattr(windows, "epoch", epoch)),
-                 *averaged, ValidationNLL(valid_songs), stop, plateau, *([patience] if settings["patience"] else []), best]
+                 *averaged, ValidationNLL(valid_songs), stop, *resumables]
     with signal_handler(caught):
         fitted = model.fit(windows, epochs=settings["epochs"], initial_epoch=resumed["epoch"], shuffle=False,
                            callbacks=callbacks + [Progress(settings["epochs"], sys.stdout.isatty())],
