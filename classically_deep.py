@@ -15,6 +15,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything loads TensorFlow: its C++ notices stay out of the log
 
 import contextlib
+import importlib.util
 import re
 import shlex
 import sys
@@ -25,7 +26,7 @@ import musicstats
 import report
 import saved_models
 import sources
-from configurator import SettingsError, default_settings, help_text, resolve_settings
+from configurator import SettingsError, budget_defaults, default_settings, help_text, resolve_settings
 from distribute import describe_weights, start_distribution, wait_for_all
 from files import DataError, make_dir, printable, write_json
 from resume import (Interrupted, Terminated, keep_earlier_run, remove_resume_checkpoint, resume_state, signal_handler,
@@ -64,7 +65,7 @@ meter = True                     # the model reads where each frame lies in its 
 # training
 seq_len = 64                     # frames per training window
 batch_size = 16                  # windows per batch (small batches: more updates per CPU minute)
-epochs = 500                     # most passes over the training frames (max_minutes usually stops first); 0 = preprocess only
+epochs = 10_000                  # most passes over the training frames (max_minutes usually stops first); 0 = preprocess only
 max_minutes = 4.0                # wall-clock training budget, minutes
 learning_rate = 1e-2             # Adam step size at the start, halved on validation plateaus
 plateau = 10                     # epochs without validation improvement before the learning rate halves
@@ -160,7 +161,8 @@ def from_saved_model(settings, name):
     """Read and check the model file the setting `name` (model_path or init_from) names; print what it holds
     → (the settings with its roll and model settings in place of the defaults, the checked file)."""
     saved = saved_models.read_model_file(settings[name], name)
-    restored = saved_models.restore_settings(saved, settings, default_settings(__file__), name)
+    defaults = budget_defaults(default_settings(__file__), settings["max_minutes"])
+    restored = saved_models.restore_settings(saved, settings, defaults, name)
     taken = [f"{key}={value!r}" for key, value in restored.items() if settings[key] != value]
     print(f"{name}: {printable(saved['path'])}: {saved_models.describe(saved)}"
           + (f"; from the model: {', '.join(taken)}" if taken else ""))
@@ -236,6 +238,7 @@ def run(settings):
     with native_notices_held_back():
         import keras
         from training import build_model, evaluate, load_resume_model, start_from, train
+    print(f"Keras backend: {keras.backend.backend()}")
     keras.utils.set_random_seed(settings["seed"])
     rolls = [song.roll for part in parts.values() for song in part]
     num_keys, max_notes = rolls[0].shape[1], max(most_keys_on(rolls), 1)
@@ -333,6 +336,8 @@ def fail(message, code):
 
 
 if __name__ == "__main__":
+    if importlib.util.find_spec("jax"):  # on CPU JAX trains this model ~2.5x faster than TensorFlow; KERAS_BACKEND wins
+        os.environ.setdefault("KERAS_BACKEND", "jax")
     for stream in (sys.stdout, sys.stderr):  # the last guard: a name that is not text never crashes the console
         stream.reconfigure(errors="backslashreplace")
     sys.exit(main())

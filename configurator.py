@@ -23,7 +23,7 @@ from midi_io import TICKS_PER_FRAME, program_number
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "classically_deep.py")
 CHOICES = {"save_mode": ("auto", True, False), "time_base": ("beats", "seconds"), "head": ("nade", "sigmoid"),
            "distribute": ("none", "data_parallel")}
-LONG_RUN = (10.0, 0.5)  # (max_minutes, dropout): from this budget on, the dropout unless --dropout is given
+LONG_RUN = (10.0, {"dropout": 0.5})  # (max_minutes, defaults): from this budget on, these defaults replace the driver's
 MAX_SIZES = {"hidden_size": 4096, "head_size": 4096, "num_layers": 16, "batch_size": 4096, "seq_len": 100_000}
 MAX_FRAMES_PER_BEAT = 32767 // TICKS_PER_FRAME  # a MIDI file holds at most 32767 ticks per quarter note
 PATH_SETTINGS = ("data_path", "split_path", "cache_dir", "output_dir", "primer_path", "soundfont", "model_path",
@@ -111,28 +111,32 @@ def parse_value(name, text, default):
 
 
 def resolve_settings(argv, defaults):
-    """Command-line arguments ['--name=value', ...] applied to the defaults → settings dict.
-
-    Without --dropout, a budget of LONG_RUN minutes or more gets LONG_RUN's
-    dropout: on the chorale benchmark 0.5 scored as 0.3 did after 5 minutes and
-    better from 10 on (0.02 nats at 10, 0.08 at 20), as a longer run overfits later."""
-    settings, given = dict(defaults), set()
+    """Command-line arguments ['--name=value', ...] applied to the defaults for their budget (budget_defaults)
+    → settings dict."""
+    given = {}
     for arg in argv:
         name, equals, text = arg[2:].partition("=")
         if not arg.startswith("--") or not equals:
             raise SettingsError(f"arguments look like --name=value, not {arg!r}")
         if name not in defaults:
             raise SettingsError(f"unknown setting --{name}; valid settings: {', '.join(defaults)}")
-        settings[name] = parse_value(name, text, defaults[name])
-        given.add(name)
-    if "dropout" not in given and settings["max_minutes"] >= LONG_RUN[0]:
-        settings["dropout"] = LONG_RUN[1]
+        given[name] = parse_value(name, text, defaults[name])
+    settings = {**budget_defaults(defaults, given.get("max_minutes", defaults["max_minutes"])), **given}
     settings.update({name: os.path.expandvars(os.path.expanduser(settings[name]))
                      for name in PATH_SETTINGS if name in settings})
     if settings["instrument"].strip().lower() == "data":  # written once as the code compares it: "data"
         settings["instrument"] = "data"
     check_settings(settings)
     return settings
+
+
+def budget_defaults(defaults, max_minutes):
+    """The driver's defaults → those of a run of max_minutes: from LONG_RUN's budget on, LONG_RUN's values.
+
+    A longer run overfits later, so it pays for more dropout: on the chorale
+    benchmark 0.5 scored as 0.3 did after 5 minutes and better from 10 on
+    (0.02 nats at 10, 0.08 at 20)."""
+    return {**defaults, **LONG_RUN[1]} if max_minutes >= LONG_RUN[0] else dict(defaults)
 
 
 def check_settings(settings):

@@ -14,9 +14,10 @@ each in its own process: a plain `np.load(allow_pickle=True)` of every member
 (`--epochs=0 --save_mode=True`, peak memory from the child's rusage), loading
 the finished cache, and the cache-hit command line. Training: a step of
 `training.build_model` on realistic batches per installed Keras backend, beside
-the model as it was before issue 9 (commit e982137) on TensorFlow; and the time
-to compose 60 s of music at 20 frames per second. Progress on stderr, the table
-on stdout.
+the model as it was before issue 9 (commit e982137) on TensorFlow; a step of the
+driver's own loop (`model.fit` over training.WindowDataset, data feeding
+included) per backend; and the time to compose 60 s of music at 20 frames per
+second. Progress on stderr, the table on stdout.
 """
 import argparse
 import json
@@ -275,7 +276,9 @@ def training_child(old_model):
     else:  # the windows training draws: the keys sounding and struck, the meter, the notes heard before
         dataset = training.WindowDataset(long_songs, settings)
         batches = [dataset[index] for index in range(8)]
-        net = training.build_model(settings, num_keys=num_keys, max_notes=rolls.most_keys_on([s.roll for s in songs]))
+        max_notes = rolls.most_keys_on([s.roll for s in songs])
+        fit_step = fit_step_seconds(training.build_model(settings, num_keys=num_keys, max_notes=max_notes), dataset)
+        net = training.build_model(settings, num_keys=num_keys, max_notes=max_notes)
     times = []
     for step in range(WARMUP + STEPS):
         inputs, targets, weights = batches[step % len(batches)]
@@ -284,6 +287,8 @@ def training_child(old_model):
         times.append(time.perf_counter() - started)
     step_s = statistics.median(times[WARMUP:])
     result = {"step": step_s, "frames_per_second": batch * (width - 1) / step_s}
+    if not old_model:
+        result.update(fit_step=fit_step, fit_frames_per_second=batch * (width - 1) / fit_step)
     opening = long_songs[0][:settings["primer_frames"]]
     if old_model:  # its Sampler takes a bare roll
         primer, meter = opening.roll[None].astype(np.float32), ()
@@ -299,6 +304,18 @@ def training_child(old_model):
     except Exception as err:  # a backend the sampler does not run on: the table says so
         result["compose_error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:100]}"
     print(json.dumps(result))
+
+
+def fit_step_seconds(net, dataset):
+    """The median time from one step's end to the next's in `net.fit` over the WindowDataset, the loop the driver
+    trains in (its data feeding included), after a first epoch that is not timed (it compiles)."""
+    import statistics
+
+    import keras
+    ends = []
+    timer = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
+    net.fit(dataset, epochs=1 + -(-STEPS // len(dataset)), shuffle=False, verbose=0, callbacks=[timer])
+    return statistics.median(np.diff(ends[len(dataset):]))
 
 
 def training_rows(backends):
@@ -320,6 +337,11 @@ def training_rows(backends):
         rows.append((f"training step, {label}", result["step"], result["step"] / base["step"],
                      f"{result['frames_per_second']:,.0f} frames/s, {base['step'] / result['step']:.2f}x the "
                      f"baseline's speed{versus}"))
+    for label, result in results.items():
+        if "fit_step" in result:
+            versus = f"; {tensorflow['fit_step'] / result['fit_step']:.2f}x TensorFlow's speed" if tensorflow else ""
+            rows.append((f"training step in the driver's fit loop, {label}", result["fit_step"], None,
+                         f"{result['fit_frames_per_second']:,.0f} frames/s{versus}"))
     for label, result in results.items():
         name = f"composing 60 s at 20 frames/s ({COMPOSE_FRAMES} frames), {label}"
         if "compose" in result:

@@ -1,7 +1,7 @@
 """JAX and PyTorch: the tests that run Keras code, and a whole tiny run through the command line, on each.
 
 `python -m pytest` runs the suite on the default backend (TensorFlow). For each
-other backend that is installed (JAX comes with requirements-dev.txt; PyTorch is
+other backend that is installed (JAX comes with requirements.txt; PyTorch is
 skipped where it is not installed), this module runs, in fresh processes with
 KERAS_BACKEND set:
 - the backend-sensitive tests (the model, training that stops on a non-finite

@@ -329,6 +329,17 @@ def test_epochs_zero_writes_the_cache_and_no_model(tmp_path):
     assert "labels" in done.stdout and "28 train recordings" in done.stdout
 
 
+@pytest.mark.parametrize("chosen, backend", [(None, "jax"), ("tensorflow", "tensorflow")])
+def test_the_command_line_trains_on_jax_unless_keras_backend_says_otherwise(chosen, backend, tiny_archive, tmp_path):
+    env = {name: value for name, value in os.environ.items() if name != "KERAS_BACKEND"}
+    env.update({"KERAS_BACKEND": chosen} if chosen else {})
+    command = [sys.executable, os.path.join(ROOT, "classically_deep.py"), *quick_args(tiny_archive, tmp_path),
+               "--epochs=1", "--hidden_size=8", "--head_size=4", "--seq_len=8", "--num_outputs=0"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"Keras backend: {backend}\n" in done.stdout and "test frame NLL" in done.stdout
+
+
 # ------------------------------------------------------------------ a rerun keeps the earlier run
 
 def test_a_rerun_keeps_the_earlier_runs_model_and_pieces_in_earlier_n(tiny_archive, tmp_path, capsys):
