@@ -235,11 +235,12 @@ def run(settings):
 
     # Keras, and with it TensorFlow, is imported here where training starts rather than at the top: the
     # preprocessing's reader processes fork before TensorFlow starts its threads, and a bad setting answers at once.
+    # On JAX, seeding is what loads TensorFlow (Keras seeds it too where it is installed).
     with native_notices_held_back():
         import keras
         from training import build_model, evaluate, load_resume_model, start_from, train
+        keras.utils.set_random_seed(settings["seed"])
     print(f"Keras backend: {keras.backend.backend()}")
-    keras.utils.set_random_seed(settings["seed"])
     rolls = [song.roll for part in parts.values() for song in part]
     num_keys, max_notes = rolls[0].shape[1], max(most_keys_on(rolls), 1)
     if resumed:
