@@ -1,0 +1,94 @@
+"""What an exact mixture of trained models would score: held-out frame NLL of each model and of two mixtures.
+
+    python benchmarks/mixture.py A/best.keras B/best.keras                    # chorale models, valid and test
+    python benchmarks/mixture.py --corpus=quartets A/best.keras B/best.keras
+
+Each model file (trained on a corpus of benchmarks/corpora.py, on its grid) is
+run over every held-out song from its first frame, as training.evaluate does,
+keeping the NLL of the sounding keys frame by frame. Two exact likelihoods of
+K models with equal weights, both normalised distributions over songs:
+- the sequence mixture, p(song) = mean over models of p_k(song);
+- the frame mixture, p(frame t | frames before) = mean over models of p_k(frame t | frames before),
+  each model reading the true song so far (a mixture at every frame, then the chain rule).
+Neither averages logits. Prints one table: NLL per predicted frame, nats.
+"""
+import os
+import sys
+
+import numpy as np
+
+from corpora import CORPORA, data_paths  # puts the project's root on sys.path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before Keras loads TensorFlow, as the driver does
+
+
+def parse(argv):
+    """Command line → (corpus, model paths)."""
+    corpus, paths = "chorales", []
+    for arg in argv:
+        if arg.startswith("--corpus="):
+            corpus = arg.partition("=")[2]
+        elif arg.startswith("-"):
+            sys.exit(f"error: unknown argument {arg!r}; use --corpus= and model files")
+        else:
+            paths.append(arg)
+    if corpus not in CORPORA or not paths:
+        sys.exit(f"error: give one or more model files and --corpus= one of {', '.join(CORPORA)}")
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        sys.exit(f"error: no model file {missing[0]!r}")
+    return corpus, paths
+
+
+def frame_nlls(net, songs):
+    """A loaded MusicLSTM and songs → one array per song: the NLL in nats of the keys sounding in each frame 1..."""
+    from keras import ops
+
+    from model import frame_nll, song_targets
+    from rolls import model_frames
+    config, keys, out = net.config, net.config["num_keys"], []
+    for song in songs:
+        frames = model_frames(song, config["onsets"], config["meter"])[None].astype(np.float32)
+        context, _ = net.encode(net.read_ahead(frames), net.zero_states(1))
+        logits = net.predict_frames(context, frames)
+        nats = frame_nll(song_targets(frames, keys, config["onsets"])[..., :keys], logits[..., :keys])
+        out.append(ops.convert_to_numpy(nats)[0])
+    return out
+
+
+def mixtures(per_model):
+    """[model][song] arrays of frame NLLs → (frame mixture, sequence mixture), each NLL per predicted frame."""
+    count, frames = len(per_model), sum(len(song) for song in per_model[0])
+    stacked = np.stack([np.concatenate(songs) for songs in per_model])
+    frame_mix = -(np.logaddexp.reduce(-stacked, axis=0) - np.log(count)).sum()
+    totals = np.array([[song.sum() for song in songs] for songs in per_model])
+    sequence_mix = -(np.logaddexp.reduce(-totals, axis=0) - np.log(count)).sum()
+    return frame_mix / frames, sequence_mix / frames
+
+
+def main(argv):
+    corpus, paths = parse(argv)
+    import keras
+
+    import model  # noqa: F401  registers the custom layers
+    import songs
+    import sources
+    from configurator import default_settings, resolve_settings
+    archive, split = data_paths(corpus)
+    settings = resolve_settings([*CORPORA[corpus][1], f"--split_path={split}"], default_settings())
+    parts, _, _ = songs.load_songs(sources.open_source(archive), settings, save=False)
+    scores = {part: [frame_nlls(keras.saving.load_model(path), parts[part]) for path in paths]
+              for part in ("valid", "test")}
+    print(f"\n{len(paths)} models on the {corpus}' held-out songs: frame NLL of the sounding keys, nats\n")
+    print("| model | valid | test |\n|---|---|---|")
+    for index, path in enumerate(paths):
+        means = [np.concatenate(scores[part][index]).mean() for part in ("valid", "test")]
+        print(f"| {path} | {means[0]:.4f} | {means[1]:.4f} |")
+    if len(paths) > 1:
+        mixed = {part: mixtures(scores[part]) for part in ("valid", "test")}
+        print(f"| sequence mixture | {mixed['valid'][1]:.4f} | {mixed['test'][1]:.4f} |")
+        print(f"| frame mixture | {mixed['valid'][0]:.4f} | {mixed['test'][0]:.4f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
