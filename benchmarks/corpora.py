@@ -223,6 +223,17 @@ def data_paths(name):
     return os.path.join(DATA_DIR, f"{name}.npz"), os.path.join(DATA_DIR, f"{name}_split.json")
 
 
+def corpus_parts(name, args=()):
+    """A built corpus and more driver arguments → its songs by part ({"train", "valid", "test": songs}), on the
+    corpus's grid and split, read as the driver reads them (imports the driver's data modules on first use)."""
+    import songs
+    import sources
+    from configurator import default_settings, resolve_settings
+    archive, split = data_paths(name)
+    settings = resolve_settings([*CORPORA[name][1], f"--split_path={split}", *args], default_settings())
+    return songs.load_songs(sources.open_source(archive), settings, save=False)[0]
+
+
 def train_corpus(name, extra_args, output_dir=None):
     """Train the default model on one corpus through the driver's command line (into benchmarks/output/corpora-NAME
     unless output_dir is given) → (metrics dict, wall seconds)."""

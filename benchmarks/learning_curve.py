@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from corpora import CORPORA, HERE, ROOT, build_corpus, data_paths
+from corpora import CORPORA, HERE, ROOT, build_corpus, corpus_parts, data_paths
 
 OLD_PATIENCE = 20  # the recipe before: epochs without a better validation NLL before stopping
 EPOCH_LINE = re.compile(r"epoch (\d+): .*val_frame_nll ([-+.\deinfa]+)")
@@ -80,12 +80,8 @@ def test_nll(corpus, output_dir, args):
     import keras
 
     import model  # noqa: F401  registers the custom layers
-    import songs
-    import sources
     import training
-    from configurator import default_settings, resolve_settings
-    settings = resolve_settings(args, default_settings())
-    parts, _, _ = songs.load_songs(sources.open_source(data_paths(corpus)[0]), settings, save=False)
+    parts = corpus_parts(corpus, args)
     return training.evaluate(keras.saving.load_model(os.path.join(output_dir, "best.keras")), parts)["test_frame_nll"]
 
 

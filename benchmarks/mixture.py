@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from corpora import CORPORA, data_paths  # puts the project's root on sys.path
+from corpora import CORPORA, corpus_parts  # puts the project's root on sys.path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before Keras loads TensorFlow, as the driver does
 
@@ -71,12 +71,7 @@ def main(argv):
     import keras
 
     import model  # noqa: F401  registers the custom layers
-    import songs
-    import sources
-    from configurator import default_settings, resolve_settings
-    archive, split = data_paths(corpus)
-    settings = resolve_settings([*CORPORA[corpus][1], f"--split_path={split}"], default_settings())
-    parts, _, _ = songs.load_songs(sources.open_source(archive), settings, save=False)
+    parts = corpus_parts(corpus)
     scores = {part: [frame_nlls(keras.saving.load_model(path), parts[part]) for path in paths]
               for part in ("valid", "test")}
     print(f"\n{len(paths)} models on the {corpus}' held-out songs: frame NLL of the sounding keys, nats\n")
