@@ -26,7 +26,8 @@ import musicstats
 import report
 import saved_models
 import sources
-from configurator import SettingsError, budget_defaults, default_settings, help_text, resolve_settings
+from configurator import (SettingsError, budget_defaults, default_settings, help_text, members_for_budget,
+                          resolve_settings)
 from distribute import describe_weights, start_distribution, wait_for_all
 from files import DataError, make_dir, printable, write_json
 from resume import (Interrupted, Terminated, keep_earlier_run, remove_resume_checkpoint, resume_state, signal_handler,
@@ -62,6 +63,7 @@ dropout = 0.3                    # dropout on LSTM outputs during training, 0 to
 pitch_profile = True             # the LSTM and the head also see each pitch class's share of the notes so far (holds the key)
 onsets = True                    # the model reads and writes which keys are struck, so a note can be repeated, not only held
 meter = True                     # the model reads where each frame lies in its bar (beat grid, where the data give bar lines)
+members = 0                      # networks trained side by side, mixed exactly (the mean of their probabilities); 0 = as many as max_minutes trains fully
 # training
 seq_len = 64                     # frames per training window
 batch_size = 16                  # windows per batch (small batches: more updates per CPU minute)
@@ -232,6 +234,10 @@ def run(settings):
         return {}
     if settings["num_outputs"] and settings["generate_frames"]:
         compose.choose_primers(parts["test"], settings)  # pieces that could not be primed are refused before training
+    if not settings["members"]:
+        settings = {**settings, "members": members_for_budget(settings["max_minutes"], sum(map(len, parts["train"])))}
+        print(f"members=0: {settings['members']} network{'s' if settings['members'] > 1 else ''} "
+              f"for {settings['max_minutes']:g} minutes on {sum(map(len, parts['train']))} training frames")
 
     # Keras, and with it TensorFlow, is imported here where training starts rather than at the top: the
     # preprocessing's reader processes fork before TensorFlow starts its threads, and a bad setting answers at once.
@@ -261,8 +267,8 @@ def run(settings):
     out = settings["output_dir"]
     remove_resume_checkpoint(out)  # training is over: best.keras holds what is worth keeping
 
-    metrics = {**evaluate(model, parts), "epochs": len(history["loss"]), "train_minutes": minutes,
-               "test_songs": split["test"], "history": history}
+    metrics = {**evaluate(model, parts), "members": model.config["members"], "epochs": len(history["loss"]),
+               "train_minutes": minutes, "test_songs": split["test"], "history": history}
     metrics_path = os.path.join(out, "metrics.json")
     write_json(metrics_path, metrics)
     onsets = f"; onset NLL {metrics['test_onset_nll']:.3f} beside it" if "test_onset_nll" in metrics else ""

@@ -14,7 +14,15 @@ with pitch_profile, each pitch class's share of the notes heard so far).
 - "sigmoid": every key of the next frame an independent Bernoulli given the context.
 - "nade": RNN-NADE (Boulanger-Lewandowski et al. 2012): keys drawn lowest first,
   each conditioned on the context and on the keys already drawn in its frame.
+
+With members > 1 the model holds that many such networks, trained side by side
+on the sum of their losses, and is their equal-weight mixture per frame:
+p(frame | past) = the mean of the members' p(frame | past), an exact
+likelihood (no averaged logits); sampling draws each frame from one member
+chosen at random, and every member reads the frame drawn.
 """
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -24,11 +32,20 @@ from rolls import METER_FEATURES, frame_width, most_keys_on, pitch_class_fold
 serializable = keras.saving.register_keras_serializable(package="classically_deep")
 
 
+def per_member(targets, logits):
+    """(..., channels) targets and (..., members * channels) logits, the members' side by side → each member's
+    (..., channels) logits."""
+    width = targets.shape[-1]
+    return [logits[..., start:start + width] for start in range(0, logits.shape[-1], width)]
+
+
 @serializable
 def frame_nll(targets, logits):
-    """(batch, frames, keys) 0/1 targets and logits → (batch, frames) NLL in nats, summed over keys."""
+    """(batch, frames, keys) 0/1 targets and logits (of each member: see per_member) → (batch, frames) NLL in nats,
+    summed over keys (and members: each member's own loss, so that each trains as it would alone)."""
     targets = ops.cast(targets, logits.dtype)
-    return ops.sum(ops.binary_crossentropy(targets, logits, from_logits=True), axis=-1)
+    return sum(ops.sum(ops.binary_crossentropy(targets, part, from_logits=True), axis=-1)
+               for part in per_member(targets, logits))
 
 
 @serializable
@@ -42,10 +59,20 @@ def onset_nll(targets, logits):
 
 @serializable
 def song_nll(targets, logits):
-    """(batch, frames, 2 * keys) targets and logits, the sounding keys then the onsets (see song_targets) → (batch,
-    frames) NLL in nats: frame_nll of the sounding keys plus onset_nll of the keys held over."""
-    keys = logits.shape[-1] // 2
-    return frame_nll(targets[..., :keys], logits[..., :keys]) + onset_nll(targets[..., keys:], logits[..., keys:])
+    """(batch, frames, 2 * keys) targets and logits (of each member), the sounding keys then the onsets (see
+    song_targets) → (batch, frames) NLL in nats: frame_nll of the sounding keys plus onset_nll of the keys held
+    over, summed over members."""
+    keys = targets.shape[-1] // 2
+    return sum(frame_nll(targets[..., :keys], part[..., :keys]) + onset_nll(targets[..., keys:], part[..., keys:])
+               for part in per_member(targets, logits))
+
+
+def mixed_nll(nlls):
+    """The members' NLLs of the same frames (a list of equal-shaped tensors) → the NLL of their equal-weight mixture:
+    -log(mean over members of exp(-NLL))."""
+    if len(nlls) == 1:
+        return nlls[0]
+    return math.log(len(nlls)) - ops.logsumexp(-ops.stack(nlls), axis=0)
 
 
 def song_targets(frames, num_keys, onsets):
@@ -181,15 +208,17 @@ class MusicLSTM(keras.Model):
 
     onsets: the frames carry the keys struck and an OnsetHead predicts them; meter: the frames carry their meter
     features, and the model reads each frame with the meter of the frame it predicts (the meter is given, not drawn).
+    members: networks of this architecture in the model (see the module docstring); the model itself is the first,
+    and holds the others (`networks()` lists all). Their logits lie side by side, each network's in turn.
     roll_settings: the piano-roll settings the model was trained on (a dict of plain values), stored in its
     config and nothing else, so that a saved model describes the rolls it reads and writes."""
 
     def __init__(self, num_keys=88, units=256, layers=2, dropout=0.0, head="nade", head_units=128, max_notes=None,
-                 pitch_profile=False, onsets=False, meter=False, roll_settings=None, **kwargs):
+                 pitch_profile=False, onsets=False, meter=False, members=1, roll_settings=None, **kwargs):
         super().__init__(**kwargs)
         self.config = {"num_keys": num_keys, "units": units, "layers": layers, "dropout": dropout,
                        "head": head, "head_units": head_units, "max_notes": max_notes, "pitch_profile": pitch_profile,
-                       "onsets": onsets, "meter": meter}
+                       "onsets": onsets, "meter": meter, "members": members}
         if roll_settings is not None:  # kept, unused here, so that a saved model says what its rolls were
             self.config["roll_settings"] = roll_settings
         self.width = frame_width(num_keys, onsets, meter)
@@ -199,6 +228,14 @@ class MusicLSTM(keras.Model):
         head_options = {"units": head_units, "max_notes": max_notes} if head == "nade" else {}
         self.head = HEADS[head](num_keys, **head_options)
         self.onset_head = OnsetHead(num_keys) if onsets else None
+        one = {key: value for key, value in self.config.items() if key not in ("members", "roll_settings")}
+        self.others = [MusicLSTM(**one) for _ in range(members - 1)]
+        for other in self.others:  # never called itself: its layers are built as this model's call uses them
+            other.built = True
+
+    def networks(self):
+        """The member networks: this model, then the others it holds (a method: Keras' saving walks properties)."""
+        return [self, *self.others]
 
     def zero_states(self, batch):
         """Initial recurrent state: [[h, c] per layer], each (batch, units) zeros, then with pitch_profile
@@ -257,14 +294,18 @@ class MusicLSTM(keras.Model):
 
     def call(self, inputs, training=False):
         """(batch, frames, channels) model frames, or (frames, (batch, 12) notes per pitch class heard before them: a
-        window's past, for pitch_profile) → (batch, frames - 1, keys or 2 * keys) logits (see predict_frames)."""
+        window's past, for pitch_profile) → (batch, frames - 1, keys or 2 * keys) logits (see predict_frames), each
+        member's in turn."""
         frames, heard = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
-        states = self.zero_states(ops.shape(frames)[0])
-        if heard is not None and self.fold is not None:
-            states[-1] = ops.cast(heard, "float32")
         frames = ops.cast(frames, "float32")
-        context, _ = self.encode(self.read_ahead(frames), states, training)
-        return self.predict_frames(context, frames)
+        ahead, logits = self.read_ahead(frames), []
+        for network in self.networks():
+            states = network.zero_states(ops.shape(frames)[0])
+            if heard is not None and self.fold is not None:
+                states[-1] = ops.cast(heard, "float32")
+            context, _ = network.encode(ahead, states, training)
+            logits.append(network.predict_frames(context, frames))
+        return ops.concatenate(logits, axis=-1) if self.others else logits[0]
 
     def step(self, frame, states):
         """One (batch, channels) frame → ((batch, units + channels [+ 12]) context after it, new states); inference only."""
@@ -332,13 +373,20 @@ class SongScorer:
         self.score_chunk = compile_for_backend(model, self._score_chunk)
 
     def _score_chunk(self, frames, targets, mask, states):
-        keys = self.model.config["num_keys"]
-        context, states = self.model.encode(self.model.read_ahead(frames), states)
-        logits = self.model.predict_frames(context, frames)
-        sounding = ops.sum(frame_nll(targets[..., :keys], logits[..., :keys]) * mask)
-        if self.model.onset_head is None:
-            return sounding, ops.zeros(()), states
-        return sounding, ops.sum(onset_nll(targets[..., keys:], logits[..., keys:]) * mask), states
+        """With several members, the mixture's NLL per frame: of the sounding keys, and of the onsets given them
+        (the NLL of the whole frame, sounding keys and onsets, less that of the sounding keys)."""
+        keys, ahead = self.model.config["num_keys"], self.model.read_ahead(frames)
+        sounding, whole, new_states = [], [], []
+        for network, state in zip(self.model.networks(), states):
+            context, state = network.encode(ahead, state)
+            logits = network.predict_frames(context, frames)
+            sounding.append(frame_nll(targets[..., :keys], logits[..., :keys]))
+            if self.model.onset_head is not None:
+                whole.append(sounding[-1] + onset_nll(targets[..., keys:], logits[..., keys:]))
+            new_states.append(state)
+        nats = mixed_nll(sounding)
+        onset_nats = ops.sum((mixed_nll(whole) - nats) * mask) if whole else ops.zeros(())
+        return ops.sum(nats * mask), onset_nats, new_states
 
     def total_nll(self, songs):
         """List of (frames, channels) model frames (rolls.model_frames) → (total NLL in nats of the sounding keys
@@ -361,7 +409,7 @@ class SongScorer:
                 frames[row, :len(song)] = song
                 mask[row, :len(song) - 1] = 1.0
             targets = song_targets(frames, keys, self.model.onset_head is not None)
-            states = self.model.zero_states(self.songs_per_batch)
+            states = [network.zero_states(self.songs_per_batch) for network in self.model.networks()]
             for start in range(0, width, self.chunk_frames):
                 stop = min(start + self.chunk_frames, width)
                 nats, onset_nats, states = self.score_chunk(frames[:, start:stop + 1], targets[:, start:stop],
@@ -374,8 +422,9 @@ class SongScorer:
 class Sampler:
     """Draws frames one at a time with a compiled step, carrying the recurrent state forward.
 
-    The uniform draws come from numpy, seeded by (seed, frame index), so the
-    same seed gives the same music on any backend up to float rounding.
+    The uniform draws (and with several members, which member draws each
+    row's frame) come from numpy, seeded by (seed, frame index), so the same
+    seed gives the same music on any backend up to float rounding.
     """
 
     def __init__(self, model, temperature=1.0, seed=0, floor=0.0):
@@ -384,19 +433,27 @@ class Sampler:
         self.draw_step = compile_for_backend(model, self._draw)
 
     def _prime(self, primer):
-        context, states = self.model.encode(primer, self.model.zero_states(ops.shape(primer)[0]))
-        return context[:, -1], states
+        contexts, states = [], []
+        for network in self.model.networks():
+            context, state = network.encode(primer, network.zero_states(ops.shape(primer)[0]))
+            contexts.append(context[:, -1])
+            states.append(state)
+        return contexts, states
 
-    def _draw(self, context, states, previous, uniform, meter):
-        sounding = self.model.head.sample(context, uniform[0], self.temperature, self.floor)
-        parts = [sounding]
-        if self.model.onset_head is not None:
-            parts.append(self.model.onset_head.sample(context, sounding, previous, uniform[1], self.temperature))
-        if self.model.config["meter"]:
-            parts.append(meter)
-        frame = ops.concatenate(parts, axis=-1)
-        context, states = self.model.step(frame, states)
-        return frame, context, states
+    def _draw(self, contexts, states, previous, uniform, meter, chosen):
+        """chosen: (batch, members) one-hot, the member each row's frame is drawn from (every member draws one)."""
+        frames = []
+        for network, context in zip(self.model.networks(), contexts):
+            sounding = network.head.sample(context, uniform[0], self.temperature, self.floor)
+            parts = [sounding]
+            if network.onset_head is not None:
+                parts.append(network.onset_head.sample(context, sounding, previous, uniform[1], self.temperature))
+            if network.config["meter"]:
+                parts.append(meter)
+            frames.append(ops.concatenate(parts, axis=-1))
+        frame = ops.sum(ops.stack(frames, axis=1) * chosen[..., None], axis=1) if len(frames) > 1 else frames[0]
+        stepped = [network.step(frame, state) for network, state in zip(self.model.networks(), states)]
+        return frame, [context for context, _ in stepped], [state for _, state in stepped]
 
     def frames(self, primer, num_frames, meter=None):
         """Yield num_frames sampled (batch, keys or 2 * keys) bool frames (the keys sounding, then with onsets the
@@ -411,12 +468,13 @@ class Sampler:
             primer = ops.convert_to_numpy(self.model.read_ahead(primer))
         else:
             meter = np.zeros((batch, num_frames + 1, 0), np.float32)
-        context, states = self.prime_step(primer)
-        previous = primer[:, -1, :keys]
+        contexts, states = self.prime_step(primer)
+        previous, members = primer[:, -1, :keys], len(self.model.networks())
         for index in range(num_frames):
             generator = np.random.default_rng([self.seed, index])
             uniform = np.stack([generator.random((batch, keys), np.float32) for _ in range(drawn // keys)])
-            frame, context, states = self.draw_step(context, states, previous, uniform, meter[:, index + 1])
+            chosen = np.eye(members, dtype=np.float32)[generator.integers(members, size=batch)]  # after the uniforms
+            frame, contexts, states = self.draw_step(contexts, states, previous, uniform, meter[:, index + 1], chosen)
             frame = ops.convert_to_numpy(frame)
             previous = frame[:, :keys]
             yield frame[:, :drawn] > 0.5

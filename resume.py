@@ -269,6 +269,8 @@ def model_fault(saved, expected, settings):
         name = saved.get("registered_name") or saved.get("class_name")
         return f"a {brief(name)}, not a {expected['registered_name']}"
     config, wanted = saved.get("config"), expected["config"]
+    if isinstance(config, dict) and "members" not in config:  # saved before models held members: one network
+        config = {**config, "members": 1}
     if not isinstance(config, dict) or set(config) != {"name", *wanted} or not isinstance(config["name"], str):
         return f"its config holds {brief(sorted(config) if isinstance(config, dict) else config)}"
     differ = [f"{key} {brief(config[key])}, not {brief(value)}" for key, value in wanted.items()

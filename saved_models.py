@@ -39,8 +39,9 @@ MAX_EXPANSION = 10             # a member may expand to this many times its stor
 MAX_WEIGHT_COPIES = 5          # model.weights.h5: the weights, and with an optimizer Adam's moments and the average
 # the model settings a MusicLSTM's config records: setting → config field
 MODEL_SETTINGS = {"hidden_size": "units", "num_layers": "layers", "head": "head", "head_size": "head_units",
-                  "pitch_profile": "pitch_profile", "onsets": "onsets", "meter": "meter"}
-OPTIONAL_FIELDS = {"roll_settings": None, "onsets": False, "meter": False}  # absent from older models' configs: meaning
+                  "pitch_profile": "pitch_profile", "onsets": "onsets", "meter": "meter", "members": "members"}
+OPTIONAL_FIELDS = {"roll_settings": None, "onsets": False, "meter": False, "members": 1}  # absent from older models'
+# configs: what that means
 # each config field → (what it must be, whether a value is that, given the config)
 FIELDS = {
     "name": ("a short name", lambda value, config: isinstance(value, str) and len(value) <= 200),
@@ -56,6 +57,7 @@ FIELDS = {
     "pitch_profile": ("true or false", lambda value, config: isinstance(value, bool)),
     "onsets": ("true or false", lambda value, config: isinstance(value, bool)),
     "meter": ("true or false", lambda value, config: isinstance(value, bool)),
+    "members": (f"1 to {MAX_SIZES['members']}", lambda value, config: _count(value, MAX_SIZES["members"])),
     "roll_settings": ("the roll settings", lambda value, config: roll_fault(value, config["num_keys"]) is None),
 }
 LARGEST_INPUTS = {"batch_size": MAX_SIZES["batch_size"], "seq_len": MAX_SIZES["seq_len"]}
@@ -198,12 +200,13 @@ def restore_settings(saved, settings, defaults, what="model_path"):
 
 
 def describe(saved):
-    """A saved model in words: its keys, grid, head, LSTM and size."""
+    """A saved model in words: its members, keys, grid, head, LSTM and size."""
     roll, config = saved["roll"], saved["config"]
     grid = (f"{roll['steps_per_beat']} frames per beat" if roll["time_base"] == "beats"
             else f"{roll['steps_per_second']:g} frames per second")
     head = f"NADE head of {config['head_units']}" if config["head"] == "nade" else "sigmoid head"
-    return (f"{config['num_keys']} keys (MIDI {roll['lowest_note']} to {roll['highest_note']}), {grid}, "
+    members = config_field(config, "members")
+    return (f"{f'a mixture of {members} networks, each ' if members > 1 else ''}{config['num_keys']} keys (MIDI {roll['lowest_note']} to {roll['highest_note']}), {grid}, "
             f"{config['layers']} x {config['units']} LSTM, {head}"
             f"{', pitch-class profile' if config['pitch_profile'] else ''}"
             f"{', onsets' if config_field(config, 'onsets') else ''}{', meter' if config_field(config, 'meter') else ''}; "
@@ -211,7 +214,7 @@ def describe(saved):
 
 
 def parameter_count(config):
-    """The number of weights a MusicLSTM of this (checked) config holds, from its sizes alone."""
+    """The number of weights a MusicLSTM of this (checked) config holds, from its sizes alone (all its members')."""
     keys, units, heard = config["num_keys"], config["units"], 12 if config["pitch_profile"] else 0
     channels = frame_width(keys, config_field(config, "onsets"), config_field(config, "meter"))
     count, width = 0, channels + heard
@@ -225,7 +228,7 @@ def parameter_count(config):
         count += context * hidden + hidden + 2 * keys * hidden
     if config_field(config, "onsets"):
         count += context * keys + keys + keys * keys  # the onset logits: from the context and the keys sounding
-    return count
+    return count * config_field(config, "members")
 
 
 def load_model(saved):

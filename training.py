@@ -151,7 +151,7 @@ def model_config(settings, num_keys, max_notes):
     return {"num_keys": num_keys, "units": settings["hidden_size"], "layers": settings["num_layers"],
             "dropout": settings["dropout"], "head": settings["head"], "head_units": settings["head_size"],
             "max_notes": max_notes, "pitch_profile": settings["pitch_profile"], "onsets": settings["onsets"],
-            "meter": settings["meter"]}
+            "meter": settings["meter"], "members": settings.get("members") or 1}  # 0 (the driver resolves it): one
 
 
 def built(model):

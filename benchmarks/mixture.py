@@ -1,15 +1,19 @@
-"""What an exact mixture of trained models would score: held-out frame NLL of each model and of two mixtures.
+"""What exact mixtures of trained networks score: held-out frame NLL of each network and of two mixtures.
 
     python benchmarks/mixture.py A/best.keras B/best.keras                    # chorale models, valid and test
     python benchmarks/mixture.py --corpus=quartets A/best.keras B/best.keras
+    python benchmarks/mixture.py benchmarks/output/corpora-chorales/best.keras   # a model of several members
 
-Each model file (trained on a corpus of benchmarks/corpora.py, on its grid) is
-run over every held-out song from its first frame, as training.evaluate does,
-keeping the NLL of the sounding keys frame by frame. Two exact likelihoods of
-K models with equal weights, both normalised distributions over songs:
-- the sequence mixture, p(song) = mean over models of p_k(song);
-- the frame mixture, p(frame t | frames before) = mean over models of p_k(frame t | frames before),
-  each model reading the true song so far (a mixture at every frame, then the chain rule).
+Every network of the model files (trained on a corpus of benchmarks/corpora.py,
+on its grid; a model trained with members > 1 holds several, each scored
+alone) is run over every held-out song from its first frame, as
+training.evaluate does, keeping the NLL of the sounding keys frame by frame.
+Two exact likelihoods of K networks with equal weights, both normalised
+distributions over songs:
+- the sequence mixture, p(song) = mean over networks of p_k(song);
+- the frame mixture, p(frame t | frames before) = mean over networks of p_k(frame t | frames before),
+  each network reading the true song so far (a mixture at every frame, then the chain rule: what the
+  driver's members train and score).
 Neither averages logits. Prints one table: NLL per predicted frame, nats.
 """
 import os
@@ -41,7 +45,7 @@ def parse(argv):
 
 
 def frame_nlls(net, songs):
-    """A loaded MusicLSTM and songs → one array per song: the NLL in nats of the keys sounding in each frame 1..."""
+    """One network of a loaded MusicLSTM and songs → one array per song: the NLL in nats of the keys sounding in each frame 1..."""
     from keras import ops
 
     from model import frame_nll, song_targets
@@ -57,7 +61,7 @@ def frame_nlls(net, songs):
 
 
 def mixtures(per_model):
-    """[model][song] arrays of frame NLLs → (frame mixture, sequence mixture), each NLL per predicted frame."""
+    """[network][song] arrays of frame NLLs → (frame mixture, sequence mixture), each NLL per predicted frame."""
     count, frames = len(per_model), sum(len(song) for song in per_model[0])
     stacked = np.stack([np.concatenate(songs) for songs in per_model])
     frame_mix = -(np.logaddexp.reduce(-stacked, axis=0) - np.log(count)).sum()
@@ -72,14 +76,18 @@ def main(argv):
 
     import model  # noqa: F401  registers the custom layers
     parts = corpus_parts(corpus)
-    scores = {part: [frame_nlls(keras.saving.load_model(path), parts[part]) for path in paths]
-              for part in ("valid", "test")}
-    print(f"\n{len(paths)} models on the {corpus}' held-out songs: frame NLL of the sounding keys, nats\n")
-    print("| model | valid | test |\n|---|---|---|")
-    for index, path in enumerate(paths):
+    networks = {}
+    for path in paths:
+        found = keras.saving.load_model(path).networks()
+        networks.update({f"{path}" + (f" network {index + 1}" if len(found) > 1 else ""): network
+                         for index, network in enumerate(found)})
+    scores = {part: [frame_nlls(network, parts[part]) for network in networks.values()] for part in ("valid", "test")}
+    print(f"\n{len(networks)} networks on the {corpus}' held-out songs: frame NLL of the sounding keys, nats\n")
+    print("| network | valid | test |\n|---|---|---|")
+    for index, name in enumerate(networks):
         means = [np.concatenate(scores[part][index]).mean() for part in ("valid", "test")]
-        print(f"| {path} | {means[0]:.4f} | {means[1]:.4f} |")
-    if len(paths) > 1:
+        print(f"| {name} | {means[0]:.4f} | {means[1]:.4f} |")
+    if len(networks) > 1:
         mixed = {part: mixtures(scores[part]) for part in ("valid", "test")}
         print(f"| sequence mixture | {mixed['valid'][1]:.4f} | {mixed['test'][1]:.4f} |")
         print(f"| frame mixture | {mixed['valid'][0]:.4f} | {mixed['test'][0]:.4f} |")

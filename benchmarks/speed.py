@@ -16,8 +16,8 @@ the finished cache, and the cache-hit command line. Training: a step of
 `training.build_model` on realistic batches per installed Keras backend, beside
 the model as it was before issue 9 (commit e982137) on TensorFlow; a step of the
 driver's own loop (`model.fit` over training.WindowDataset, data feeding
-included) per backend; and the time to compose 60 s of music at 20 frames per
-second. Progress on stderr, the table on stdout.
+included) per backend, for one network and for a mixture of six (members=6); and
+the time to compose 60 s of music at 20 frames per second. Progress on stderr, the table on stdout.
 """
 import argparse
 import json
@@ -278,6 +278,8 @@ def training_child(old_model):
         batches = [dataset[index] for index in range(8)]
         max_notes = rolls.most_keys_on([s.roll for s in songs])
         fit_step = fit_step_seconds(training.build_model(settings, num_keys=num_keys, max_notes=max_notes), dataset)
+        mixture = training.build_model({**settings, "members": MIXTURE}, num_keys=num_keys, max_notes=max_notes)
+        fit_mixture = fit_step_seconds(mixture, dataset)
         net = training.build_model(settings, num_keys=num_keys, max_notes=max_notes)
     times = []
     for step in range(WARMUP + STEPS):
@@ -288,7 +290,7 @@ def training_child(old_model):
     step_s = statistics.median(times[WARMUP:])
     result = {"step": step_s, "frames_per_second": batch * (width - 1) / step_s}
     if not old_model:
-        result.update(fit_step=fit_step, fit_frames_per_second=batch * (width - 1) / fit_step)
+        result.update(fit_step=fit_step, fit_frames_per_second=batch * (width - 1) / fit_step, fit_mixture=fit_mixture)
     opening = long_songs[0][:settings["primer_frames"]]
     if old_model:  # its Sampler takes a bare roll
         primer, meter = opening.roll[None].astype(np.float32), ()
@@ -342,6 +344,10 @@ def training_rows(backends):
             versus = f"; {tensorflow['fit_step'] / result['fit_step']:.2f}x TensorFlow's speed" if tensorflow else ""
             rows.append((f"training step in the driver's fit loop, {label}", result["fit_step"], None,
                          f"{result['fit_frames_per_second']:,.0f} frames/s{versus}"))
+            rows.append((f"the same, a mixture of {MIXTURE} networks (the chorales' 30-minute default), {label}",
+                         result["fit_mixture"], result["fit_mixture"] / result["fit_step"],
+                         f"{MIXTURE * result['fit_frames_per_second'] * result['fit_step'] / result['fit_mixture']:,.0f}"
+                         " network-frames/s; ratio to one network's step"))
     for label, result in results.items():
         name = f"composing 60 s at 20 frames/s ({COMPOSE_FRAMES} frames), {label}"
         if "compose" in result:
@@ -356,6 +362,7 @@ def training_rows(backends):
 BEFORE_ISSUE_9 = "e982137"  # the commit whose model.py and training.py are the training baseline
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 WARMUP, STEPS = 5, 40  # training steps not timed, then timed (the median is reported)
+MIXTURE = 6  # networks in the mixture timed beside one (members: what 30 minutes buy on the chorales)
 COMPOSE_FRAMES = 1200  # 60 s at 20 frames per second
 
 

@@ -19,13 +19,22 @@ def test_a_budget_of_ten_minutes_or_more_raises_the_dropout_unless_it_is_given(a
     assert resolve_settings(args, default_settings())["dropout"] == dropout
 
 
+def test_members_zero_trains_as_many_networks_as_the_budget_trains_fully():
+    assert resolve_settings([], default_settings())["members"] == 0
+    sample, chorales, quartets = 12_279, 11_506, 101_797  # training frames: the embedded sample, the benchmark corpora
+    assert configurator.members_for_budget(4, sample) == 1  # the main job: one network
+    assert [configurator.members_for_budget(minutes, chorales) for minutes in (5, 10, 20, 30)] == [1, 2, 4, 6]
+    assert configurator.members_for_budget(30, quartets) == 1  # a larger corpus needs the budget for one network
+    assert configurator.members_for_budget(0.01, 0) == 1 and configurator.members_for_budget(600, 1000) == 64
+
+
 def test_unknown_setting_is_refused_with_the_valid_names():
     with pytest.raises(SettingsError, match="unknown setting --epoch;.*epochs"):
         resolve_settings(["--epoch=3"], default_settings())
 
 
 @pytest.mark.parametrize("arg", ["--epochs=three", "--time_base=bars", "--dropout=1.5", "epochs=3", "--learning_rate=-1",
-                                 "--note_floor=1", "--note_floor=-0.1"])
+                                 "--note_floor=1", "--note_floor=-0.1", "--members=-1", "--members=65"])
 def test_bad_values_are_refused(arg):
     with pytest.raises(SettingsError):
         resolve_settings([arg], default_settings())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rolls
-from model import MusicLSTM, Sampler, SongScorer, frame_nll, onset_nll, song_targets
+from model import MusicLSTM, Sampler, SongScorer, frame_nll, onset_nll, per_member, song_nll, song_targets
 
 KEYS = 4
 WIDE = rolls.frame_width(KEYS, True, True)  # frames of a model with onsets and meter
@@ -29,6 +29,18 @@ def full_model(head="nade", pitch_profile=True):
     model = MusicLSTM(num_keys=KEYS, units=8, layers=1, head=head, head_units=6, pitch_profile=pitch_profile,
                       onsets=True, meter=True)
     model(np.zeros((1, 3, WIDE), np.float32))
+    return model
+
+
+def mixture(members=3, wide=True, biases=(2.0, -2.0, 0.0)):
+    """A built model of several networks (with onsets and meter where wide), its members' key biases set apart by
+    biases so that their distributions differ."""
+    keras.utils.set_random_seed(0)
+    model = MusicLSTM(num_keys=KEYS, units=8, layers=1, head="nade", head_units=6, pitch_profile=wide, onsets=wide,
+                      meter=wide, members=members)
+    model(np.zeros((1, 3, model.width), np.float32))
+    for network, bias in zip(model.networks(), biases):
+        network.head.key_bias.bias.assign(np.full(KEYS, bias, np.float32))
     return model
 
 
@@ -112,20 +124,25 @@ def test_onset_targets_mark_held_over_keys_struck_or_held_and_leave_the_rest_to_
     np.testing.assert_array_equal(song_targets(frames, KEYS, False), roll[1:])
 
 
-def test_joint_probabilities_of_every_frame_and_its_onsets_sum_to_one():
-    model = full_model()
-    history = rolls.model_frames(random_song(5, seed=3), True, True)
-    total = 0.0
+def every_next_frame(history):
+    """(frames, channels) model frames with onsets and meter → each song of them and one more frame: every set of
+    keys sounding, with every choice of striking again those held over (the meter kept)."""
     for sounding in itertools.product([0, 1], repeat=KEYS):
         held_over = np.array(sounding, bool) & (history[-1, :KEYS] > 0.5)
         for again in itertools.product([0, 1], repeat=int(held_over.sum())):
             onsets = np.array(sounding, bool) & ~held_over
             onsets[np.flatnonzero(held_over)] = np.array(again, bool)
             frame = np.concatenate([sounding, onsets, history[-1, 2 * KEYS:]]).astype(np.float32)
-            frames = np.concatenate([history, frame[None]])[None]
-            logits, targets = model(frames), song_targets(frames, KEYS, True)
-            nll = frame_nll(targets[..., :KEYS], logits[..., :KEYS]) + onset_nll(targets[..., KEYS:], logits[..., KEYS:])
-            total += float(np.exp(-keras.ops.convert_to_numpy(nll)[0, -1]))
+            yield np.concatenate([history, frame[None]])
+
+
+def test_joint_probabilities_of_every_frame_and_its_onsets_sum_to_one():
+    model = full_model()
+    total = 0.0
+    for song in every_next_frame(rolls.model_frames(random_song(5, seed=3), True, True)):
+        logits, targets = model(song[None]), song_targets(song[None], KEYS, True)
+        nll = frame_nll(targets[..., :KEYS], logits[..., :KEYS]) + onset_nll(targets[..., KEYS:], logits[..., KEYS:])
+        total += float(np.exp(-keras.ops.convert_to_numpy(nll)[0, -1]))
     assert total == pytest.approx(1.0, abs=1e-5)
 
 
@@ -234,3 +251,80 @@ def test_roll_settings_are_kept_in_the_config_through_a_save_and_load_and_left_o
     model.save(tmp_path / "m.keras")
     assert keras.models.load_model(tmp_path / "m.keras").get_config()["roll_settings"] == roll
     assert "roll_settings" not in small_model("nade").get_config()
+
+
+def members_nlls(model, frames):
+    """Each member's NLL of every frame after the first, from the model's own logits (the members' side by side)
+    → ((members, batch, frames - 1) of the sounding keys, the same of the onsets)."""
+    targets = song_targets(frames, KEYS, model.config["onsets"])
+    parts = per_member(targets, model(frames))
+    sounding = [keras.ops.convert_to_numpy(frame_nll(targets[..., :KEYS], part[..., :KEYS])) for part in parts]
+    struck = [keras.ops.convert_to_numpy(onset_nll(targets[..., KEYS:], part[..., KEYS:])) for part in parts]
+    return np.stack(sounding), np.stack(struck)
+
+
+def test_a_mixture_holds_its_members_side_by_side_and_trains_each_on_its_own_loss():
+    model = mixture()
+    frames = rolls.model_frames(random_song(7), True, True)[None]
+    logits = keras.ops.convert_to_numpy(model(frames))
+    assert logits.shape == (1, 6, 3 * 2 * KEYS) and len(model.networks()) == 3
+    assert model.count_params() == 3 * full_model().count_params()
+    sounding, struck = members_nlls(model, frames)
+    assert len({round(float(nll.sum()), 3) for nll in sounding}) == 3  # three different networks
+    loss = keras.ops.convert_to_numpy(song_nll(song_targets(frames, KEYS, True), model(frames)))
+    np.testing.assert_allclose(loss, (sounding + struck).sum(axis=0), rtol=1e-5)
+
+
+def test_a_mixture_scores_each_frame_by_the_mean_of_its_members_probabilities():
+    """SongScorer, batched and chunked, gives each frame -log of the members' mean probability: of the sounding keys,
+    and of the onsets given them (of the whole frame, less the sounding keys')."""
+    model = mixture()
+    songs = [rolls.model_frames(random_song(frames, seed), True, True) for seed, frames in enumerate((23, 9, 1, 17))]
+    sounding, struck, count = SongScorer(model, songs_per_batch=3, chunk_frames=5).total_nll(songs)
+    expected_sounding = expected_struck = 0.0
+    for song in songs[:2] + songs[3:]:
+        member_sounding, member_struck = members_nlls(model, song[None])
+        mixed = -np.log(np.exp(-member_sounding).mean(axis=0))
+        whole = -np.log(np.exp(-(member_sounding + member_struck)).mean(axis=0))
+        expected_sounding += mixed.sum()
+        expected_struck += (whole - mixed).sum()
+        assert (mixed < member_sounding.max(axis=0)).all() and (mixed > member_sounding.min(axis=0)).all()
+    assert count == 22 + 8 + 0 + 16
+    assert sounding == pytest.approx(expected_sounding, rel=1e-5) and struck == pytest.approx(expected_struck, rel=1e-5)
+
+
+def test_a_mixtures_probabilities_of_every_frame_and_its_onsets_sum_to_one():
+    model, history = mixture(), rolls.model_frames(random_song(5, seed=3), True, True)
+    scorer = SongScorer(model)
+    before = sum(scorer.total_nll([history])[:2])
+    total = sum(np.exp(-(sum(scorer.total_nll([song])[:2]) - before)) for song in every_next_frame(history))
+    assert total == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_mixture_draws_each_frame_from_the_mean_of_its_members_probabilities():
+    """Many rows primed alike: how often each frame is drawn matches the mixture's probability of it, which is far
+    from any one member's."""
+    model, rows = mixture(wide=False, biases=(2.5, -2.5, 0.0)), 4000
+    primer = random_roll(5)[None].astype(np.float32)
+    drawn = next(iter(Sampler(model, seed=1).frames(np.repeat(primer, rows, axis=0), 1)))
+    every = np.array(list(itertools.product([0, 1], repeat=KEYS)), np.float32)
+    songs = np.concatenate([np.repeat(primer, len(every), axis=0), every[:, None]], axis=1)
+    members = np.exp(-members_nlls(model, songs)[0][:, :, -1])  # (members, frames): each member's probability
+    expected = members.mean(axis=0)
+    seen = np.array([(drawn == frame.astype(bool)).all(axis=1).mean() for frame in every])
+    assert members.sum(axis=1) == pytest.approx(np.ones(3), abs=1e-5)
+    assert np.abs(seen - expected).max() < 0.03
+    assert min(np.abs(member - expected).max() for member in members) > 0.15
+
+
+def test_a_mixture_survives_a_save_and_load_and_samples_alike(tmp_path):
+    model = mixture(members=2)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert len(loaded.networks()) == 2 and loaded.config["members"] == 2
+    song = rolls.model_frames(random_song(9), True, True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(song[None])),
+                               keras.ops.convert_to_numpy(model(song[None])), atol=1e-6)
+    meter = rolls.meter_features(rolls.continue_meter(random_song(4).meter, 20))[None]
+    first, again = (np.stack(list(Sampler(net, seed=3).frames(song[None, :4], 20, meter))) for net in (model, loaded))
+    np.testing.assert_array_equal(first, again)

@@ -101,6 +101,31 @@ def test_the_weights_counted_from_a_config_are_the_models(head, layers, pitch_pr
                                              if name not in ("onsets", "meter")}) == net.count_params()
 
 
+@pytest.mark.parametrize("onsets", [False, True])
+def test_the_weights_counted_from_a_config_of_several_members_are_all_of_theirs(onsets):
+    net = MusicLSTM(num_keys=30, units=7, layers=1, head="nade", head_units=5, onsets=onsets, members=3)
+    net(np.zeros((1, 2, frame_width(30, onsets, False)), np.float32))
+    assert saved_models.parameter_count(net.get_config()) == net.count_params()
+    one = {name: value for name, value in net.get_config().items() if name != "members"}  # saved before members
+    assert 3 * saved_models.parameter_count(one) == net.count_params()
+
+
+def test_a_mixture_trained_through_the_command_line_says_so_loads_and_composes(tiny_archive, tmp_path):
+    assert cd.main(quick_args(tiny_archive, tmp_path, *TINY, "--members=2")) == 0
+    with open(tmp_path / "out" / "metrics.json") as file:
+        assert json.load(file)["members"] == 2
+    saved = saved_models.read_model_file(str(tmp_path / "out"))
+    assert saved_models.describe(saved).startswith("a mixture of 2 networks, each 88 keys (MIDI 21 to 108)")
+    loaded = saved_models.load_model(saved)
+    assert len(loaded.networks()) == 2 and loaded.count_params() == saved["parameters"]
+    settings = saved_models.restore_settings(saved, default_settings(), default_settings())
+    assert settings["members"] == 2
+    composed = quick_args(tiny_archive, tmp_path, *TINY, f"--model_path={tmp_path / 'out'}",
+                          f"--output_dir={tmp_path / 'composed'}")
+    assert cd.main([arg for arg in composed if not arg.startswith("--epochs")]) == 0
+    assert (tmp_path / "composed" / "generated_1.mid").stat().st_size > 0
+
+
 def test_the_model_loads_safely_as_it_was_trained(trained):
     saved = saved_models.read_model_file(str(trained))
     loaded = saved_models.load_model(saved)
@@ -215,6 +240,14 @@ def sizes_its_weights_cannot_hold(trained, tmp_path, marker):
     return with_config(trained / "best.keras", tmp_path / "evil.keras", lambda config: config["config"].update(units=4096, layers=16))
 
 
+def members_its_weights_cannot_hold(trained, tmp_path, marker):
+    return with_config(trained / "best.keras", tmp_path / "evil.keras", lambda config: config["config"].update(members=64))
+
+
+def members_not_a_count(trained, tmp_path, marker):
+    return with_config(trained / "best.keras", tmp_path / "evil.keras", lambda config: config["config"].update(members="2"))
+
+
 def weights_of_another_shape(trained, tmp_path, marker):
     net = MusicLSTM(num_keys=88, units=17, layers=1, head="nade", head_units=8, pitch_profile=True, onsets=True,
                     meter=True)
@@ -258,6 +291,8 @@ MODEL_ATTACKS = {  # each attack → what its refusal says
     arbitrary_callable: "it holds a 'system', not a classically_deep>MusicLSTM",
     callable_inside_our_config: "its dtype is {'module': 'os'",
     sizes_its_weights_cannot_hold: "which do not fit the 2,086,105,240 weights its config declares",
+    members_its_weights_cannot_hold: "weights its config declares",
+    members_not_a_count: "its members is '2', not 1 to 64",
     weights_of_another_shape: "cannot be loaded (ValueError: ",
     zip_bomb: "model.weights.h5 would expand to 314572800 bytes",
     another_member: "'assets/../../pwned'",
