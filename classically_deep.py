@@ -59,7 +59,7 @@ head = "nade"                    # "nade": keys of a frame drawn in turn; "sigmo
 hidden_size = 256                # LSTM units per layer
 num_layers = 1                   # stacked LSTM layers
 head_size = 128                  # NADE hidden units (head = "nade")
-dropout = 0.3                    # dropout on LSTM outputs during training, 0 to <1; unless given, 0.5 when max_minutes >= 10 (longer runs overfit later)
+dropout = 0.3                    # dropout on LSTM outputs during training, 0 to <1; unless given, 0.5 when max_minutes >= 5 (longer runs overfit later)
 pitch_profile = True             # the LSTM and the head also see each pitch class's share of the notes so far (holds the key)
 onsets = True                    # the model reads and writes which keys are struck, so a note can be repeated, not only held
 meter = True                     # the model reads where each frame lies in its bar (beat grid, where the data give bar lines)

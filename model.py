@@ -358,7 +358,8 @@ def round_up(count, step):
 
 
 class SongScorer:
-    """NLL of whole songs, each run from its start with full context: the sounding keys', and the onsets'.
+    """NLL of whole songs, each run from its start with full context: the sounding keys', and the onsets' (of a model
+    of several members, their mixture's).
 
     Songs of similar length are scored together, in chunks of frames that
     carry the LSTM state, so memory stays bounded however long a song is.

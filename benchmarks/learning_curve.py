@@ -4,7 +4,7 @@
     python benchmarks/learning_curve.py --corpus=quartets --budgets=5,10,30
     python benchmarks/learning_curve.py --budgets=5,30 -- --members=1    # after --: more driver settings
 
-The defaults scale with `max_minutes` (dropout 0.5 from 10 minutes; members = 0:
+The defaults scale with `max_minutes` (dropout 0.5 from 5 minutes; members = 0:
 as many networks as the budget trains fully), so an N-minute run is not an
 early point of a longer one: each budget is a run of its own, through the
 command line as benchmarks/corpora.py trains it, into

@@ -12,10 +12,10 @@ def test_override_is_typed_like_its_default():
     assert defaults == default_settings()  # defaults untouched
 
 
-@pytest.mark.parametrize("args, dropout", [([], 0.3), (["--max_minutes=9.9"], 0.3), (["--max_minutes=10"], 0.5),
+@pytest.mark.parametrize("args, dropout", [([], 0.3), (["--max_minutes=4.9"], 0.3), (["--max_minutes=5"], 0.5),
                                            (["--max_minutes=30"], 0.5), (["--max_minutes=30", "--dropout=0.3"], 0.3),
                                            (["--dropout=0.2", "--max_minutes=30"], 0.2), (["--dropout=0.1"], 0.1)])
-def test_a_budget_of_ten_minutes_or_more_raises_the_dropout_unless_it_is_given(args, dropout):
+def test_a_budget_of_five_minutes_or_more_raises_the_dropout_unless_it_is_given(args, dropout):
     assert resolve_settings(args, default_settings())["dropout"] == dropout
 
 
