@@ -63,7 +63,7 @@ dropout = 0.3                    # dropout on LSTM outputs during training, 0 to
 pitch_profile = True             # the LSTM and the head also see each pitch class's share of the notes so far (holds the key)
 onsets = True                    # the model reads and writes which keys are struck, so a note can be repeated, not only held
 meter = True                     # the model reads where each frame lies in its bar (beat grid, where the data give bar lines)
-members = 0                      # networks trained side by side, mixed exactly (the mean of their probabilities); 0 = as many as max_minutes trains fully
+members = 0                      # networks trained side by side, mixed exactly (the mean of their probabilities); 0 = 1 below 5 min, else as many as max_minutes trains fully (at most 8)
 # training
 seq_len = 64                     # frames per training window
 batch_size = 16                  # windows per batch (small batches: more updates per CPU minute)

@@ -28,6 +28,7 @@ LONG_RUN = (5.0, {"dropout": 0.5})  # (max_minutes, defaults): from this budget 
 # MEMBER_FRAMES_PER_MINUTE (one network of the default size among several, 2 CPU cores, JAX; a faster machine trains
 # fewer than it could, which is safe)
 MEMBER_EPOCHS, MEMBER_FRAMES_PER_MINUTE = 350, 750_000
+MOST_MEMBERS = 8  # members = 0 never chooses more (tiny data would ask for dozens of networks, files and draws)
 MAX_SIZES = {"hidden_size": 4096, "head_size": 4096, "num_layers": 16, "members": 64, "batch_size": 4096,
              "seq_len": 100_000}
 MAX_FRAMES_PER_BEAT = 32767 // TICKS_PER_FRAME  # a MIDI file holds at most 32767 ticks per quarter note
@@ -146,14 +147,17 @@ def budget_defaults(defaults, max_minutes):
 
 
 def members_for_budget(max_minutes, train_frames):
-    """members = 0 → the networks a budget of max_minutes trains on train_frames training frames (at least 1).
+    """members = 0 → the networks a budget of max_minutes trains on train_frames training frames: one below
+    LONG_RUN's budget (the main job), else as many as the budget trains for MEMBER_EPOCHS each, 1 to MOST_MEMBERS.
 
     One network of the default size learns what it can from the chorales
     (11,500 training frames) in about 350 epochs, 5 minutes on 2 cores with
     JAX; a longer budget buys more networks, whose exact mixture scores lower
     than any of them alone. Larger data need the budget for one network."""
+    if max_minutes < LONG_RUN[0]:
+        return 1
     networks = round(max_minutes * MEMBER_FRAMES_PER_MINUTE / (MEMBER_EPOCHS * max(train_frames, 1)))
-    return min(max(networks, 1), MAX_SIZES["members"])
+    return min(max(networks, 1), MOST_MEMBERS)
 
 
 def check_settings(settings):

@@ -235,10 +235,11 @@ def corpus_parts(name, args=()):
 
 
 def train_corpus(name, extra_args, output_dir=None):
-    """Train the default model on one corpus through the driver's command line (into benchmarks/output/corpora-NAME
-    unless output_dir is given) → (metrics dict, wall seconds)."""
+    """Train the default model on one corpus through the driver's command line (into output_dir, else an
+    --output_dir of extra_args, else benchmarks/output/corpora-NAME) → (metrics dict, wall seconds)."""
     archive, split = data_paths(name)
-    output_dir = output_dir or os.path.join(HERE, "output", f"corpora-{name}")
+    given = [arg.partition("=")[2] for arg in extra_args if arg.startswith("--output_dir=")]
+    output_dir = output_dir or (given[-1] if given else os.path.join(HERE, "output", f"corpora-{name}"))
     command = [sys.executable, os.path.join(ROOT, "classically_deep.py"), f"--data_path={archive}",
                f"--split_path={split}", *CORPORA[name][1], f"--output_dir={output_dir}", *extra_args]
     print("$ " + " ".join(command[1:]), flush=True)

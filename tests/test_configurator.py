@@ -25,7 +25,8 @@ def test_members_zero_trains_as_many_networks_as_the_budget_trains_fully():
     assert configurator.members_for_budget(4, sample) == 1  # the main job: one network
     assert [configurator.members_for_budget(minutes, chorales) for minutes in (5, 10, 20, 30)] == [1, 2, 4, 6]
     assert configurator.members_for_budget(30, quartets) == 1  # a larger corpus needs the budget for one network
-    assert configurator.members_for_budget(0.01, 0) == 1 and configurator.members_for_budget(600, 1000) == 64
+    assert configurator.members_for_budget(4, 100) == 1  # below 5 minutes one network, however small the data
+    assert configurator.members_for_budget(30, 100) == configurator.MOST_MEMBERS == 8 and configurator.members_for_budget(600, 0) == 8
 
 
 def test_unknown_setting_is_refused_with_the_valid_names():

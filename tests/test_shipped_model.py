@@ -7,7 +7,7 @@ import pytest
 import classically_deep as cd
 import saved_models
 import sources
-from configurator import default_settings
+from configurator import default_settings, members_for_budget
 from songs import load_songs
 from training import evaluate
 from conftest import timed_messages
@@ -22,7 +22,8 @@ def test_the_shipped_model_is_a_few_mb_and_holds_the_default_roll_and_model_sett
     saved = saved_models.read_model_file(SHIPPED)
     defaults = default_settings(cd.__file__)
     values = saved_models.model_values(saved)
-    assert values == {name: defaults[name] for name in values}  # so --model_path alone needs no other setting
+    assert values == {**{name: defaults[name] for name in values}, "members": 1}  # --model_path needs no other setting
+    assert defaults["members"] == 0 and members_for_budget(defaults["max_minutes"], 12_279) == 1  # one, as it trains
     assert values["onsets"] is True and values["meter"] is True   # it strikes keys again and knows the bar line
     assert os.path.getsize(SHIPPED) < 8e6
 
