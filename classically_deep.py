@@ -30,8 +30,8 @@ from configurator import (SettingsError, budget_defaults, default_settings, help
                           resolve_settings)
 from distribute import describe_weights, start_distribution, wait_for_all
 from files import DataError, make_dir, printable, write_json
-from resume import (Interrupted, Terminated, keep_earlier_run, remove_resume_checkpoint, resume_state, signal_handler,
-                    stop_at_once)
+from resume import (Interrupted, Terminated, keep_earlier_run, remove_resume_checkpoint, resume_state, resumed_members,
+                    signal_handler, stop_at_once)
 from rolls import most_keys_on
 from songs import cache_key, load_songs, read_split, resolve_data_path
 
@@ -234,10 +234,12 @@ def run(settings):
         return {}
     if settings["num_outputs"] and settings["generate_frames"]:
         compose.choose_primers(parts["test"], settings)  # pieces that could not be primed are refused before training
-    if not settings["members"]:
-        settings = {**settings, "members": members_for_budget(settings["max_minutes"], sum(map(len, parts["train"])))}
+    if not settings["members"]:  # a resumed run keeps the networks it has, whatever max_minutes it is given now
+        settings = {**settings, "members": resumed_members(settings["output_dir"]) if resumed
+                    else members_for_budget(settings["max_minutes"], sum(map(len, parts["train"])))}
         print(f"members=0: {settings['members']} network{'s' if settings['members'] > 1 else ''} "
-              f"for {settings['max_minutes']:g} minutes on {sum(map(len, parts['train']))} training frames")
+              + ("as the interrupted run has" if resumed else
+                 f"for {settings['max_minutes']:g} minutes on {sum(map(len, parts['train']))} training frames"))
 
     # Keras, and with it TensorFlow, is imported here where training starts rather than at the top: the
     # preprocessing's reader processes fork before TensorFlow starts its threads, and a bad setting answers at once.

@@ -245,6 +245,15 @@ def check_resume_model(path, expected, settings):
         raise DataError(f"cannot resume: {printable(path)} holds another model than these settings build: {fault}")
 
 
+def resumed_members(output_dir):
+    """The networks in output_dir's resume.keras: members = 0 resolved as the interrupted run resolved it, whatever
+    max_minutes the resumed run is given (1 where its config does not say; the model check refuses a bad one)."""
+    saved = checkpoint_config(os.path.join(output_dir, "resume.keras"))
+    config = saved.get("config") if isinstance(saved, dict) else None
+    members = config.get("members", 1) if isinstance(config, dict) else 1
+    return members if _is(members, int) and members >= 1 else 1
+
+
 def checkpoint_config(path):
     """The config.json inside a .keras archive, read within MAX_CONFIG_BYTES → its value; else DataError."""
     try:

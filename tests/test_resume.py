@@ -140,7 +140,7 @@ def test_resuming_may_change_the_epochs_and_the_time_budget(interrupted, tmp_pat
     out = snapshot_copy(interrupted, tmp_path)
     progress = json.loads((out / "resume.json").read_text())
     settings = configurator.resolve_settings([*interrupted[0], f"--output_dir={out}", f"--epochs={EPOCHS + 5}",
-                                              "--max_minutes=9", "--resume=True"], configurator.default_settings())
+                                              "--max_minutes=4.5", "--resume=True"], configurator.default_settings())
     fingerprint = json.loads((out / "settings.json").read_text())["data_fingerprint"]
     assert resume.resume_state(settings, fingerprint) == progress
 
@@ -496,3 +496,11 @@ def test_a_file_where_the_earlier_folder_goes_is_refused_in_one_line_moving_noth
     with pytest.raises(DataError, match=r"^cannot create folder for earlier runs .*earlier: a file is in the way$"):
         resume.keep_earlier_run(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["best.keras", "earlier"]
+
+
+@pytest.mark.parametrize("config, members", [({"config": {"members": 3}}, 3), ({"config": {}}, 1),
+                                             ({"config": {"members": "3"}}, 1), ([], 1)])
+def test_a_resumed_run_keeps_the_networks_its_checkpoint_holds(tmp_path, config, members):
+    with zipfile.ZipFile(tmp_path / "resume.keras", "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+    assert resume.resumed_members(str(tmp_path)) == members
