@@ -14,12 +14,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything loads TensorFlow: its C++ notices stay out of the log
 
-import contextlib
 import importlib.util
-import re
 import shlex
 import sys
-import tempfile
 
 import compose
 import musicstats
@@ -30,6 +27,7 @@ from configurator import (SettingsError, budget_defaults, default_settings, help
                           resolve_settings)
 from distribute import describe_weights, start_distribution, wait_for_all
 from files import DataError, make_dir, printable, write_json
+from notices import native_notices_held_back
 from resume import (Interrupted, Terminated, keep_earlier_run, remove_resume_checkpoint, resume_state, resumed_members,
                     signal_handler, stop_at_once)
 from rolls import most_keys_on
@@ -63,7 +61,7 @@ dropout = 0.3                    # dropout on LSTM outputs during training, 0 to
 pitch_profile = True             # the LSTM and the head also see each pitch class's share of the notes so far (holds the key)
 onsets = True                    # the model reads and writes which keys are struck, so a note can be repeated, not only held
 meter = True                     # the model reads where each frame lies in its bar (beat grid, where the data give bar lines)
-members = 0                      # networks trained side by side, mixed exactly (the mean of their probabilities); 0 = 1 below 5 min, else as many as max_minutes trains fully (at most 8)
+members = 0                      # networks trained side by side, mixed exactly; 0 = 1 below 5 min, else as many as max_minutes trains fully (at most 8)
 # training
 seq_len = 64                     # frames per training window
 batch_size = 16                  # windows per batch (small batches: more updates per CPU minute)
@@ -124,39 +122,6 @@ def prepare_data(settings):
         write_json(settings_path, {**settings, "resolved_data_path": os.path.abspath(data), "data_fingerprint": fingerprint})
         print(f"settings saved: {printable(settings_path)}")
     return (writes, resumed, *load_songs(source, settings, save=writes))
-
-
-# the lines TensorFlow's C++ libraries write as they load (see native_notices_held_back)
-NATIVE_NOTICES = re.compile(rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-                            rb"|[IW]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.]+:\d+\] ")
-
-
-@contextlib.contextmanager
-def native_notices_held_back(notices=NATIVE_NOTICES):
-    """While active, what is written to file descriptor 2 is held back; then it is written out less the lines
-    `notices` matches, so Python's warnings and any error still show.
-
-    TensorFlow's libtensorflow_framework.so.2 and its profiler plugin each carry their own copy of absl and of
-    the CUDA stub; each logs "Could not find cuda drivers" (after absl's "before InitializeLog" preamble) while
-    it loads, before TF_CPP_MIN_LOG_LEVEL is applied and with no environment variable that stops it."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all: nothing to keep clean
-        yield
-        return
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            kept = b"".join(line for line in held if not notices.match(line))
-            with open(2, "wb", closefd=False) as stderr:
-                stderr.write(kept)
 
 
 def from_saved_model(settings, name):
@@ -235,11 +200,11 @@ def run(settings):
     if settings["num_outputs"] and settings["generate_frames"]:
         compose.choose_primers(parts["test"], settings)  # pieces that could not be primed are refused before training
     if not settings["members"]:  # a resumed run keeps the networks it has, whatever max_minutes it is given now
-        settings = {**settings, "members": resumed_members(settings["output_dir"]) if resumed
-                    else members_for_budget(settings["max_minutes"], sum(map(len, parts["train"])))}
-        print(f"members=0: {settings['members']} network{'s' if settings['members'] > 1 else ''} "
-              + ("as the interrupted run has" if resumed else
-                 f"for {settings['max_minutes']:g} minutes on {sum(map(len, parts['train']))} training frames"))
+        frames = sum(map(len, parts["train"]))
+        members = resumed_members(settings["output_dir"]) if resumed else members_for_budget(settings["max_minutes"], frames)
+        settings = {**settings, "members": members}
+        print(f"members=0: {members} network{'s' if members > 1 else ''} " + ("as the interrupted run has" if resumed
+              else f"for {settings['max_minutes']:g} minutes on {frames} training frames"))
 
     # Keras, and with it TensorFlow, is imported here where training starts rather than at the top: the
     # preprocessing's reader processes fork before TensorFlow starts its threads, and a bad setting answers at once.

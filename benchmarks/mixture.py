@@ -45,7 +45,8 @@ def parse(argv):
 
 
 def frame_nlls(net, songs):
-    """One network of a loaded MusicLSTM and songs → one array per song: the NLL in nats of the keys sounding in each frame 1..."""
+    """One network of a loaded MusicLSTM and songs → one array per song: the NLL in nats of the keys sounding in
+    each frame 1..."""
     from keras import ops
 
     from model import frame_nll, song_targets
@@ -79,7 +80,7 @@ def main(argv):
     networks = {}
     for path in paths:
         found = keras.saving.load_model(path).networks()
-        networks.update({f"{path}" + (f" network {index + 1}" if len(found) > 1 else ""): network
+        networks.update({path + (f" network {index + 1}" if len(found) > 1 else ""): network
                          for index, network in enumerate(found)})
     scores = {part: [frame_nlls(network, parts[part]) for network in networks.values()] for part in ("valid", "test")}
     print(f"\n{len(networks)} networks on the {corpus}' held-out songs: frame NLL of the sounding keys, nats\n")
